@@ -1,0 +1,213 @@
+"""Arrow schemas of every table the pipeline reads or writes.
+
+One schema per table, named after what the table holds. The schema version is
+stored in each file's metadata so that a reader can refuse a file it does not
+understand with a message naming the version.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from saladpipe.data_schemas.errors import SchemaError
+
+SCHEMA_VERSION = 1
+VERSION_KEY = b"saladpipe.schema_version"
+TABLE_KEY = b"saladpipe.table"
+
+AUDIO_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+
+
+def _schema(name: str, fields: list[pa.Field], extra: dict[bytes, bytes] | None = None) -> pa.Schema:
+    metadata = {VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: name.encode()}
+    metadata.update(extra or {})
+    return pa.schema(fields, metadata=metadata)
+
+
+CORPUS = _schema(
+    "corpus",
+    [
+        pa.field("text_id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("domain", pa.string()),
+        pa.field("source", pa.string(), nullable=False),
+    ],
+)
+
+QUARANTINE = _schema(
+    "quarantine",
+    [
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("text_id", pa.string()),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+        pa.field("text", pa.string()),
+    ],
+)
+
+ASSIGNMENTS = _schema(
+    "assignments",
+    [
+        pa.field("text_id", pa.string(), nullable=False),
+        pa.field("cluster", pa.int32(), nullable=False),
+        pa.field("distance", pa.float32(), nullable=False),
+    ],
+)
+
+PROBES = _schema(
+    "probes",
+    [
+        pa.field("text_id", pa.string(), nullable=False),
+        pa.field("cluster", pa.int32(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("prefix_text", pa.string(), nullable=False),
+        pa.field("continuation_text", pa.string(), nullable=False),
+    ],
+)
+
+CLIPS = _schema(
+    "clips",
+    [
+        pa.field("text_id", pa.string(), nullable=False),
+        pa.field("spoken_text", pa.string(), nullable=False),
+        pa.field("audio", AUDIO_TYPE, nullable=False),
+        pa.field("sampling_rate", pa.int32(), nullable=False),
+        pa.field("duration_s", pa.float32(), nullable=False),
+        pa.field("tts_engine", pa.string(), nullable=False),
+        pa.field("tts_voice", pa.string(), nullable=False),
+    ],
+)
+
+SCORES = _schema(
+    "scores",
+    [
+        pa.field("text_id", pa.string(), nullable=False),
+        pa.field("cluster", pa.int32(), nullable=False),
+        pa.field("misalignment", pa.float64()),
+        pa.field("n_tokens", pa.int32(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("teacher_id", pa.string(), nullable=False),
+        pa.field("student_id", pa.string(), nullable=False),
+    ],
+)
+
+CLUSTER_STATS = _schema(
+    "cluster_stats",
+    [
+        pa.field("cluster", pa.int32(), nullable=False),
+        pa.field("pool_count", pa.int64(), nullable=False),
+        pa.field("pool_share", pa.float64(), nullable=False),
+        pa.field("probe_count", pa.int32(), nullable=False),
+        pa.field("gap_mean", pa.float64()),
+        pa.field("gap_std", pa.float64()),
+        pa.field("probability", pa.float64(), nullable=False),
+    ],
+)
+
+_PROVENANCE = [
+    pa.field("domain", pa.string()),
+    pa.field("cluster", pa.int32(), nullable=False),
+    pa.field("cluster_gap", pa.float64(), nullable=False),
+    pa.field("gap_score", pa.float64(), nullable=False),
+    pa.field("selection_round", pa.int32(), nullable=False),
+    pa.field("strategy", pa.string(), nullable=False),
+    pa.field("probability", pa.float64(), nullable=False),
+    pa.field("rank", pa.int64(), nullable=False),
+]
+
+SELECTION = _schema(
+    "selection",
+    [
+        pa.field("text_id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        *_PROVENANCE,
+    ],
+)
+
+_HF_FEATURES = {
+    "text_id": {"dtype": "string", "_type": "Value"},
+    "text": {"dtype": "string", "_type": "Value"},
+    "audio": {"_type": "Audio"},
+    "sampling_rate": {"dtype": "int32", "_type": "Value"},
+    "duration_s": {"dtype": "float32", "_type": "Value"},
+    "domain": {"dtype": "string", "_type": "Value"},
+    "cluster": {"dtype": "int32", "_type": "Value"},
+    "cluster_gap": {"dtype": "float64", "_type": "Value"},
+    "gap_score": {"dtype": "float64", "_type": "Value"},
+    "selection_round": {"dtype": "int32", "_type": "Value"},
+    "strategy": {"dtype": "string", "_type": "Value"},
+    "probability": {"dtype": "float64", "_type": "Value"},
+    "rank": {"dtype": "int64", "_type": "Value"},
+    "tts_engine": {"dtype": "string", "_type": "Value"},
+    "tts_voice": {"dtype": "string", "_type": "Value"},
+}
+
+SHARD = _schema(
+    "shard",
+    [
+        pa.field("text_id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("audio", AUDIO_TYPE, nullable=False),
+        pa.field("sampling_rate", pa.int32(), nullable=False),
+        pa.field("duration_s", pa.float32(), nullable=False),
+        *_PROVENANCE,
+        pa.field("tts_engine", pa.string(), nullable=False),
+        pa.field("tts_voice", pa.string(), nullable=False),
+    ],
+    # What Hugging Face `datasets` reads to type the audio column as Audio.
+    {b"huggingface": json.dumps({"info": {"features": _HF_FEATURES}}).encode()},
+)
+
+
+def embeddings_schema(dim: int) -> pa.Schema:
+    """Embeddings as fixed-size float32 lists; the width depends on the model."""
+    return _schema(
+        "embeddings",
+        [
+            pa.field("text_id", pa.string(), nullable=False),
+            pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False),
+        ],
+    )
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Return `table` with exactly `schema`'s columns, order, types and metadata.
+
+    Missing columns or values that cannot be cast are a SchemaError naming the column.
+    """
+    columns = []
+    for field in schema:
+        if field.name not in table.column_names:
+            raise SchemaError(f"table {_name(schema)}: missing column {field.name!r}")
+        column = table.column(field.name)
+        if not column.type.equals(field.type):
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SchemaError(
+                    f"table {_name(schema)}: column {field.name!r} has type {column.type}, "
+                    f"expected {field.type}: {exc}"
+                ) from None
+        if not field.nullable and column.null_count:
+            raise SchemaError(f"table {_name(schema)}: column {field.name!r} has null values")
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def check_version(schema: pa.Schema, origin: str) -> None:
+    """Refuse a file written by a schema version this code does not read."""
+    meta = schema.metadata or {}
+    raw = meta.get(VERSION_KEY)
+    if raw is None:
+        raise SchemaError(f"{origin}: not written by saladpipe (no schema version in its metadata)")
+    if int(raw) != SCHEMA_VERSION:
+        raise SchemaError(
+            f"{origin}: written with schema version {int(raw)}, this saladpipe reads {SCHEMA_VERSION}"
+        )
+
+
+def _name(schema: pa.Schema) -> str:
+    return (schema.metadata or {}).get(TABLE_KEY, b"?").decode()
