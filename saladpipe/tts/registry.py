@@ -19,5 +19,7 @@ def create_engine(engine: str, voice: str) -> TTSEngine:
         factory = ENGINES[engine]
     except KeyError:
         known = ", ".join(sorted(ENGINES))
-        raise ConfigError(f"config error: tts.engine: unknown engine {engine!r} (have: {known})") from None
+        raise ConfigError(
+            f"config error: tts.engine: unknown engine {engine!r} (have: {known})"
+        ) from None
     return factory(voice)

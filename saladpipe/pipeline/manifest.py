@@ -1,0 +1,117 @@
+"""Write the run manifest: config, versions, counts, shard checksums, quarantine reasons."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from saladpipe.data_schemas.config import RunConfig
+from saladpipe.data_schemas.io import sha256_file, write_text
+from saladpipe.data_schemas.layout import RunLayout
+from saladpipe.data_schemas.manifest import Manifest, QuarantineEntry, ShardEntry
+
+_VERSIONED = (
+    "saladpipe",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "faiss-cpu",
+    "pyarrow",
+    "prefect",
+    "piper-tts",
+    "coqui-tts",
+    "numpy",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages whose behaviour shapes the output."""
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def shard_entry(root: Path, path: Path) -> ShardEntry:
+    """Checksum, size, rows and audio seconds of one output shard."""
+    table = pq.read_table(path, columns=["duration_s"])
+    return ShardEntry(
+        path=str(path.relative_to(root)),
+        sha256=sha256_file(path),
+        bytes=path.stat().st_size,
+        rows=table.num_rows,
+        audio_seconds=float(pc.sum(table.column("duration_s")).as_py() or 0.0),
+    )
+
+
+def quarantine_entry(root: Path, path: Path) -> QuarantineEntry:
+    """Rows of one quarantine table, counted by reason."""
+    table = pq.read_table(path, columns=["stage", "reason"])
+    stages = set(table.column("stage").to_pylist())
+    return QuarantineEntry(
+        stage=",".join(sorted(stages)),
+        path=str(path.relative_to(root)),
+        rows=table.num_rows,
+        reasons=dict(Counter(table.column("reason").to_pylist())),
+    )
+
+
+def scoring_counts(probe_shards: list[Path], score_shards: list[Path]) -> dict[str, int]:
+    """How many probes were drawn and how many got a score."""
+    probes = sum(pq.read_metadata(p).num_rows for p in probe_shards)
+    scored = 0
+    for path in score_shards:
+        column = pq.read_table(path, columns=["misalignment"]).column("misalignment")
+        scored += len(column) - column.null_count
+    return {"probes": probes, "probes_scored": scored}
+
+
+def scoring_model_ids(score_shards: list[Path]) -> dict[str, str]:
+    """Teacher and student ids as the scores recorded them."""
+    for path in score_shards:
+        table = pq.read_table(path, columns=["teacher_id", "student_id"])
+        if table.num_rows:
+            return {
+                "teacher": table["teacher_id"][0].as_py(),
+                "student": table["student_id"][0].as_py(),
+            }
+    return {}
+
+
+def write_manifest(
+    config: RunConfig,
+    layout: RunLayout,
+    shards: list[Path],
+    models: dict[str, str],
+    counts: dict[str, int],
+    notes: list[str],
+    flow_run_id: str | None = None,
+) -> Manifest:
+    """Describe the finished run; written last, so its presence means the run completed."""
+    quarantine = (
+        sorted(layout.quarantine_dir.glob("*.parquet")) if layout.quarantine_dir.exists() else []
+    )
+    manifest = Manifest(
+        run_name=config.run.name,
+        config_hash=config.config_hash(),
+        config=config.model_dump(mode="json"),
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        versions=package_versions(),
+        models=models,
+        counts=counts,
+        shards=[shard_entry(layout.root, p) for p in shards],
+        quarantine=[quarantine_entry(layout.root, p) for p in quarantine],
+        notes=notes,
+        prefect_flow_run_id=flow_run_id,
+    )
+    write_text(manifest.to_json(), layout.manifest)
+    return manifest

@@ -1,0 +1,79 @@
+"""Probe: draw a few texts of each cluster and split each into spoken prefix and text continuation.
+
+The student hears the prefix and must predict the continuation as the teacher
+would having read the prefix; the split rule is part of the config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from saladpipe.data_schemas import tables
+from saladpipe.data_schemas.config import ProbeSection
+from saladpipe.data_schemas.io import read_table, write_table
+from saladpipe.data_schemas.layout import RunLayout
+
+
+def split_text(text: str, cfg: ProbeSection) -> tuple[str, str]:
+    """Split at a word boundary; both sides keep at least one word when the text has two.
+
+    `fraction` puts round(n · prefix_fraction) words in the prefix, `words` a fixed count.
+    A one-word text has an empty continuation, which scoring reports per row.
+    """
+    words = text.split()
+    if len(words) < 2:
+        return text.strip(), ""
+    wanted = (
+        round(len(words) * cfg.prefix_fraction) if cfg.split == "fraction" else cfg.prefix_words
+    )
+    cut = min(max(1, wanted), len(words) - 1)
+    return " ".join(words[:cut]), " ".join(words[cut:])
+
+
+def load_pool(assignment_shards: list[Path], corpus_shards: list[Path]) -> pa.Table:
+    """The whole pool as one table: text_id, cluster, text, domain (texts in corpus order)."""
+    assignments = pa.concat_tables(
+        [
+            read_table(p, tables.ASSIGNMENTS, columns=["text_id", "cluster"])
+            for p in assignment_shards
+        ]
+    )
+    corpus = pa.concat_tables(
+        [read_table(p, tables.CORPUS, columns=["text_id", "text", "domain"]) for p in corpus_shards]
+    )
+    joined = corpus.join(assignments, keys="text_id", join_type="inner")
+    order = pc.index_in(corpus.column("text_id"), value_set=joined.column("text_id"))
+    return joined.take(pc.drop_null(order))
+
+
+def draw_probes(pool: pa.Table, cfg: ProbeSection, seed: int, layout: RunLayout) -> list[Path]:
+    """Draw up to `per_cluster` texts of each cluster (seeded) and write them in probe shards."""
+    rng = np.random.default_rng(seed)
+    clusters = pool.column("cluster").to_numpy()
+    picks: list[np.ndarray] = []
+    for cluster in np.unique(clusters):
+        members = np.flatnonzero(clusters == cluster)
+        picks.append(
+            np.sort(rng.choice(members, size=min(cfg.per_cluster, members.size), replace=False))
+        )
+    chosen = pool.take(pa.array(np.concatenate(picks)))
+    splits = [split_text(t, cfg) for t in chosen.column("text").to_pylist()]
+    probes = pa.table(
+        {
+            "text_id": chosen.column("text_id"),
+            "cluster": chosen.column("cluster"),
+            "text": chosen.column("text"),
+            "prefix_text": [s[0] for s in splits],
+            "continuation_text": [s[1] for s in splits],
+        }
+    )
+    paths = []
+    for index, start in enumerate(range(0, probes.num_rows, cfg.shard_rows)):
+        path = layout.probes_shard(index)
+        write_table(probes.slice(start, cfg.shard_rows), path, tables.PROBES)
+        paths.append(path)
+    return paths

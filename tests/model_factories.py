@@ -1,0 +1,132 @@
+"""Small models and inputs for the model and scoring tests, built from configs (no network)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import huggingface_hub.constants
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    Wav2Vec2Config,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2Model,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperModel,
+)
+
+from saladpipe.data_schemas.config import ModelSpec
+from saladpipe.pipeline.models import (
+    AdapterConfig,
+    FrameStackAdapter,
+    SpeechAdaptedLM,
+    Teacher,
+    ensure_placeholder_models,
+    load_student,
+    load_teacher,
+)
+
+TEXTS = [
+    f"Sentence {i} is about {topic} and the words that usually follow {topic} in a text."
+    for i, topic in enumerate(["rivers", "music", "algebra", "cooking", "trains", "stars"] * 20)
+]
+# Another corpus: its tokenizer gets a different vocabulary.
+OTHER_TEXTS = [f"Zygomorphic quokkas juxtapose {i} xylophones." for i in range(100)]
+
+
+def placeholder_dirs(cache_dir: Path, seed: int = 0, texts: list[str] = TEXTS) -> dict[str, Path]:
+    return ensure_placeholder_models(cache_dir, texts, seed)
+
+
+def load_pair(dirs: dict[str, Path]) -> tuple[Teacher, SpeechAdaptedLM]:
+    """Teacher and student of a placeholder build, on CPU in float32."""
+    teacher = load_teacher(ModelSpec(source="builtin:placeholder-teacher"), "cpu", "float32", dirs)
+    student = load_student(ModelSpec(source="builtin:placeholder-student"), "cpu", "float32", dirs)
+    return teacher, student
+
+
+def noise(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """Quiet white noise as float32 mono, a stand-in for speech."""
+    rng = np.random.default_rng(seed)
+    return (0.1 * rng.standard_normal(round(seconds * rate))).astype(np.float32)
+
+
+def whisper_student(lm_dir: Path, seed: int = 0) -> SpeechAdaptedLM:
+    """A tiny Whisper-encoder student (2 s window) around the LM and tokenizer in `lm_dir`."""
+    torch.manual_seed(seed)
+    config = WhisperConfig(
+        d_model=64,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=128,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=128,
+        num_mel_bins=80,
+        max_source_positions=100,
+        max_target_positions=16,
+        vocab_size=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+    encoder = WhisperModel(config).eval()
+    feature_extractor = WhisperFeatureExtractor(
+        feature_size=80, sampling_rate=16000, chunk_length=2
+    )
+    lm = AutoModelForCausalLM.from_pretrained(lm_dir, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(lm_dir, local_files_only=True)
+    adapter = FrameStackAdapter(
+        AdapterConfig(stride=2, input_size=64, hidden_size=96, output_size=64)
+    )
+    return SpeechAdaptedLM(encoder, feature_extractor, adapter, lm, tokenizer).eval()
+
+
+def group_norm_student(student: SpeechAdaptedLM, seed: int = 0) -> SpeechAdaptedLM:
+    """`student` with a wav2vec2-base-style encoder whose group norm spans padding too."""
+    torch.manual_seed(seed)
+    config = Wav2Vec2Config(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        conv_dim=(32,) * 7,
+        feat_extract_norm="group",
+        do_stable_layer_norm=False,
+        mask_time_prob=0.0,
+    )
+    feature_extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=False)
+    encoder = Wav2Vec2Model(config).eval()
+    return SpeechAdaptedLM(
+        encoder, feature_extractor, student.adapter, student.lm, student.tokenizer
+    )
+
+
+def fake_hub_snapshot(hf_home: Path, repo_id: str, source: Path, commit: str) -> Path:
+    """Lay `source` out as a cached hub snapshot (refs/main -> commit) under $HF_HOME/hub."""
+    repo_dir = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo_dir / "snapshots" / commit
+    shutil.copytree(source, snapshot)
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def use_offline_hf_cache(monkeypatch: pytest.MonkeyPatch, hf_home: Path) -> None:
+    """Point the Hugging Face cache at `hf_home`, offline.
+
+    huggingface_hub reads HF_HOME/HF_HUB_CACHE/HF_HUB_OFFLINE once, at import, into
+    `huggingface_hub.constants` (which transformers reads too), so the constants are
+    patched along with the environment.
+    """
+    for name, value in (("HF_HOME", hf_home), ("HF_HUB_CACHE", hf_home / "hub")):
+        monkeypatch.setenv(name, str(value))
+        monkeypatch.setattr(huggingface_hub.constants, name, str(value))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
