@@ -28,7 +28,7 @@ def default_config(overrides: Sequence[str] = ()) -> RunConfig:
     return parse_config(text, "the embedded default", Path.cwd(), list(overrides))
 
 
-def _check_run_dir(layout: RunLayout, overwrite: bool) -> None:
+def prepare_run_dir(layout: RunLayout, overwrite: bool) -> None:
     """Refuse to mix a new run into a folder that holds another run's files."""
     if not layout.root.exists():
         return
@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
             f"config error: tts.engine: unknown engine {config.tts.engine!r} (have: {known})"
         )
     layout = RunLayout(config.output_path())
-    _check_run_dir(layout, args.overwrite)
+    prepare_run_dir(layout, args.overwrite)
 
     from saladpipe.flows.round import run_round
 

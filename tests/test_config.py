@@ -115,3 +115,30 @@ def test_a_non_empty_run_folder_is_refused(
     (tmp_path / "r" / "something.parquet").write_bytes(b"x")
     assert main(["run", "--output-dir", str(tmp_path / "r")]) == 2
     assert "is not empty" in capsys.readouterr().err
+
+
+def test_overwrite_clears_the_run_folder_but_keeps_its_state(tmp_path: Path) -> None:
+    from saladpipe.cli import prepare_run_dir
+    from saladpipe.data_schemas import RunLayout
+
+    layout = RunLayout(tmp_path / "r")
+    (layout.root / "shards").mkdir(parents=True)
+    (layout.root / "shards" / "part-00000.parquet").write_bytes(b"x")
+    (layout.root / "manifest.json").write_text("{}")
+    layout.state.mkdir()
+    (layout.state / "keep").write_text("server db")
+    prepare_run_dir(layout, overwrite=True)
+    assert [p.name for p in layout.root.iterdir()] == ["state"]
+    assert (layout.state / "keep").exists()
+
+
+def test_corpus_command_writes_the_builtin_corpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "wordnet.parquet"
+    assert main(["corpus", str(out), "--per-domain", "10", "--seed", "3"]) == 0
+    table = pq.read_table(out)
+    assert table.num_rows == 120 and table.column_names == ["id", "text", "domain"]
+    assert "wrote 120 texts of 12 domains" in capsys.readouterr().out

@@ -157,24 +157,38 @@ def read_text(path: Path, cfg: CorpusSection) -> Iterator[RawRow]:
 _READERS = {"parquet": read_parquet, "jsonl": read_jsonl, "text": read_text}
 
 
-def validate_row(row: RawRow, max_chars: int) -> tuple[str | None, str | None]:
-    """Return (clean text, None) for a usable row, else (None, reason)."""
-    if row.problem:
-        return None, row.problem
-    text = row.text
-    if isinstance(text, bytes):
+def _decoded(row: RawRow) -> str | None:
+    """The row's text as a string, or None when it is missing or not UTF-8."""
+    if isinstance(row.text, bytes):
         try:
-            text = text.decode("utf-8")
+            return row.text.decode("utf-8")
         except UnicodeDecodeError:
-            return None, "invalid_utf8"
-    if text is None or text == "":
-        return None, "empty"
+            return None
+    return row.text
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Why a row cannot be used."""
+
+    reason: str
+
+
+def usable_text(row: RawRow, max_chars: int) -> str | Rejected:
+    """The row's clean text (decoded, stripped), or why it cannot be used."""
+    if row.problem:
+        return Rejected(row.problem)
+    text = _decoded(row)
+    if text is None and isinstance(row.text, bytes):
+        return Rejected("invalid_utf8")
+    if not text:
+        return Rejected("empty")
     stripped = text.strip()
     if not stripped:
-        return None, "whitespace_only"
+        return Rejected("whitespace_only")
     if len(stripped) > max_chars:
-        return None, "too_long"
-    return stripped, None
+        return Rejected("too_long")
+    return stripped
 
 
 class _ShardWriter:
@@ -211,11 +225,11 @@ def ingest(cfg: CorpusSection, corpus_path: Path, layout: RunLayout) -> IngestSt
     for fmt, path in fmt_files:
         for row in _READERS[fmt](path, cfg):
             stats.read += 1
-            text, reason = validate_row(row, cfg.max_chars)
-            if reason is None and row.text_id in seen:
-                reason = "duplicate_id"
-            if reason is not None or text is None:
-                reason = reason or "empty"
+            text = usable_text(row, cfg.max_chars)
+            if not isinstance(text, Rejected) and row.text_id in seen:
+                text = Rejected("duplicate_id")
+            if isinstance(text, Rejected):
+                reason = text.reason
                 stats.quarantined[reason] = stats.quarantined.get(reason, 0) + 1
                 rejected.append(
                     {
