@@ -57,6 +57,10 @@ class RunLayout:
     def scores_shard(self, index: int) -> Path:
         return self.root / "scores" / f"part-{index:05d}.parquet"
 
+    def gap_estimates_shard(self, index: int) -> Path:
+        """Per-text gap estimates, one shard per assignments shard."""
+        return self.root / "scores" / f"estimates-{index:05d}.parquet"
+
     def selection(self, round_index: int) -> Path:
         return self.root / "selection" / f"round-{round_index:03d}.parquet"
 

@@ -97,6 +97,19 @@ SCORES = _schema(
     ],
 )
 
+# Per-text gap estimate for every text of the pool (kNN propagation from scored probes);
+# one shard per assignments shard. Written by scoring, read by selection strategies.
+GAP_ESTIMATES = _schema(
+    "gap_estimates",
+    [
+        pa.field("text_id", pa.string(), nullable=False),
+        pa.field("cluster", pa.int32(), nullable=False),
+        pa.field("gap", pa.float64(), nullable=False),
+        pa.field("gap_spread", pa.float64(), nullable=False),
+        pa.field("n_neighbors", pa.int32(), nullable=False),
+    ],
+)
+
 CLUSTER_STATS = _schema(
     "cluster_stats",
     [
