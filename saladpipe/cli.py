@@ -14,6 +14,8 @@ from importlib import resources as importlib_resources
 from pathlib import Path
 
 from saladpipe import __version__
+from saladpipe.cli_audit import add_audit_commands
+from saladpipe.cli_models import add_models_commands
 from saladpipe.data_schemas.config import RunConfig, load_config, parse_config
 from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
 from saladpipe.data_schemas.layout import RunLayout
@@ -29,21 +31,23 @@ def default_config(overrides: Sequence[str] = ()) -> RunConfig:
 
 
 def prepare_run_dir(layout: RunLayout, overwrite: bool) -> None:
-    """Refuse to mix a new run into a folder that holds another run's files."""
+    """Refuse to mix a new run into a folder that holds another run's files.
+
+    A new run starts a new ledger; the Prefect database in state/ is kept.
+    """
     if not layout.root.exists():
         return
     content = [p for p in layout.root.iterdir() if p.name != layout.state.name]
-    if not content:
-        return
-    if not overwrite:
+    if content and not overwrite:
         raise ConfigError(
-            f"run folder {layout.root} is not empty; "
-            "choose another --output-dir or pass --overwrite"
+            f"run folder {layout.root} is not empty; choose another --output-dir, "
+            "pass --overwrite, or add a round with --next-round"
         )
     import shutil
 
     for path in content:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(layout.ledger_dir, ignore_errors=True)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -51,27 +55,44 @@ def _run(args: argparse.Namespace) -> int:
     if args.output_dir is not None:
         run = config.run.model_copy(update={"output_dir": args.output_dir.resolve()})
         config = config.model_copy(update={"run": run})
-    # Fail on names the config validator cannot know (registries) before anything runs.
+    # Fail on names the config validator cannot know (registries, voices, licences) before
+    # anything runs.
     from saladpipe.selectors import create_strategy
-    from saladpipe.tts import ENGINES
+    from saladpipe.tts.voices import check_voices
 
     create_strategy(config.select)
-    if config.tts.engine not in ENGINES:
-        known = ", ".join(sorted(ENGINES))
-        raise ConfigError(
-            f"config error: tts.engine: unknown engine {config.tts.engine!r} (have: {known})"
-        )
+    check_voices(config.tts)
     layout = RunLayout(config.output_path())
-    prepare_run_dir(layout, args.overwrite)
+    round_index = 0
+    if args.next_round:
+        from saladpipe.pipeline.ledger import check_next_round
+
+        if args.overwrite:
+            raise ConfigError("--next-round adds to a run folder; it cannot go with --overwrite")
+        round_index = check_next_round(layout, config)
+    else:
+        prepare_run_dir(layout, args.overwrite)
 
     from saladpipe.flows.round import run_round
 
-    result = run_round(config)
+    result = run_round(config, round_index)
     counts = result.manifest.counts
     print(
-        f"run {config.run.name}: {counts['synthesized']} of {counts['selected']} selected texts "
-        f"in {counts['shards']} shards; manifest {layout.manifest}"
+        f"run {config.run.name} round {round_index}: {counts['synthesized']} of "
+        f"{counts['selected']} selected texts in {counts['shards']} shards; "
+        f"manifest {layout.manifest}"
     )
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from saladpipe.pipeline.explain import explain
+
+    run_dir = args.run_dir if args.run_dir is not None else default_config().output_path()
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} not found; pass --run-dir")
+    for line in explain(run_dir, args.text_id):
+        print(line)
     return 0
 
 
@@ -86,6 +107,48 @@ def _corpus(args: argparse.Namespace) -> int:
         pq.write_table(table, tmp)
     domains = len(set(table.column("domain").to_pylist()))
     print(f"wrote {table.num_rows} texts of {domains} domains to {args.output}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from saladpipe.pipeline.shards.verify import verify_run
+
+    problems = verify_run(args.run_dir)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{args.run_dir}: {len(problems)} problem(s)", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{args.run_dir}: every shard matches the manifest")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from saladpipe.pipeline.shards.export import export_lhotse_shar, export_nemo_manifest
+
+    if not (args.run_dir / "manifest.json").is_file():
+        raise ConfigError(f"{args.run_dir} is not a finished run folder (no manifest.json)")
+    if args.format == "lhotse-shar":
+        written = export_lhotse_shar(args.run_dir, args.output, shard_size=args.shard_size)
+        print(f"wrote {len(written.get('cuts', []))} Lhotse Shar shards to {args.output}")
+    else:
+        manifest = export_nemo_manifest(args.run_dir, args.output)
+        print(f"wrote NeMo manifest {manifest}")
+    return 0
+
+
+def _mix(args: argparse.Namespace) -> int:
+    from saladpipe.data_schemas.mix_config import load_mix_config
+    from saladpipe.pipeline.mix import build_mix
+
+    config = load_mix_config(args.config)
+    out_dir = args.output_dir or config.mix.output_dir or Path.cwd() / "mixes" / config.mix.name
+    for report in build_mix(config, out_dir):
+        print(
+            f"{report.name}: {report.rows} rows, {report.taken:.3f} of {report.requested:.3f} "
+            f"{config.mix.unit} asked ({report.available:.3f} available)"
+        )
+    print(f"mix manifest {out_dir / 'mix.json'}")
     return 0
 
 
@@ -109,7 +172,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-dir", type=Path, help="run folder (default: run.output_dir or runs/<name>)"
     )
     run.add_argument("--overwrite", action="store_true", help="clear a non-empty run folder first")
+    run.add_argument(
+        "--next-round",
+        action="store_true",
+        help="add a selection round to a finished run folder: re-score with the configured "
+        "student, never re-pick what the ledger holds, spend a fresh budget",
+    )
     run.set_defaults(handler=_run)
+
+    explain = commands.add_parser(
+        "explain", help="say why a text was or was not selected, round by round"
+    )
+    explain.add_argument("text_id")
+    explain.add_argument(
+        "--run-dir", type=Path, help="run folder (default: the embedded default's, runs/quickstart)"
+    )
+    explain.set_defaults(handler=_explain)
+
+    verify = commands.add_parser(
+        "verify", help="re-read a run folder and check it against its manifest"
+    )
+    verify.add_argument("run_dir", type=Path)
+    verify.set_defaults(handler=_verify)
+
+    export = commands.add_parser(
+        "export", help="export a run's shards as Lhotse Shar or a NeMo manifest"
+    )
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("output", type=Path)
+    export.add_argument("--format", choices=["lhotse-shar", "nemo"], default="lhotse-shar")
+    export.add_argument("--shard-size", type=int, default=1000, help="cuts per Lhotse Shar shard")
+    export.set_defaults(handler=_export)
+
+    mix = commands.add_parser(
+        "mix", help="build a training mix from several sources by hours or rows"
+    )
+    mix.add_argument("config", type=Path, help="mix TOML (see examples/mix.toml)")
+    mix.add_argument("--output-dir", type=Path)
+    mix.set_defaults(handler=_mix)
 
     corpus = commands.add_parser(
         "corpus", help="build the builtin WordNet multi-domain corpus as Parquet"
@@ -118,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--per-domain", type=int, default=500)
     corpus.add_argument("--seed", type=int, default=0)
     corpus.set_defaults(handler=_corpus)
+
+    add_audit_commands(commands)
+    add_models_commands(commands)
     return parser
 
 

@@ -8,8 +8,9 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 # Debian packages: ffmpeg (audio decoding for `datasets`/torchcodec), espeak-ng
-# (eSpeak engine and Coqui's phonemizer), wordnet-base (the embedded corpus).
-apt_packages=(ffmpeg espeak-ng wordnet-base)
+# (eSpeak engine and Coqui's phonemizer), wordnet-base (the embedded corpus),
+# chromium and chromium-driver (the audit report's headless-browser test).
+apt_packages=(ffmpeg espeak-ng wordnet-base chromium chromium-driver)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -22,22 +23,39 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python environment, one per lock-file content.
+# Dependencies: one environment per lock-file content, shared by every clone on this
+# machine (building it costs minutes and several GB; reusing it costs nothing).
 python_bin="${PYTHON:-python3.11}"
 command -v "$python_bin" >/dev/null 2>&1 || python_bin=python3
-lock_hash="$(cat requirements/lock.txt | sha256sum | cut -c1-12)"
+lock_hash="$(sha256sum requirements/lock.txt | cut -c1-12)"
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/saladpipe"
-venv_dir="${SALADPIPE_VENV:-$cache_root/venvs/py311-$lock_hash}"
-if [ ! -f "$venv_dir/.complete" ]; then
-  echo "setup: creating Python environment in $venv_dir (several GB on first run)" >&2
-  rm -rf "$venv_dir"
-  mkdir -p "$(dirname "$venv_dir")"
-  "$python_bin" -m venv "$venv_dir"
-  "$venv_dir/bin/python" -m pip install -q --upgrade pip
+deps_dir="${SALADPIPE_VENV:-$cache_root/venvs/py311-$lock_hash}"
+if [ ! -f "$deps_dir/.complete" ]; then
+  echo "setup: creating the dependency environment in $deps_dir (several GB on first run)" >&2
+  rm -rf "$deps_dir"
+  mkdir -p "$(dirname "$deps_dir")"
+  "$python_bin" -m venv "$deps_dir"
+  "$deps_dir/bin/python" -m pip install -q --upgrade pip
   # torch first and pinned, so that nothing else pulls another build of it.
-  "$venv_dir/bin/python" -m pip install -q "$(grep -E '^torch==' requirements/lock.txt)"
-  "$venv_dir/bin/python" -m pip install -q -r requirements/lock.txt
-  touch "$venv_dir/.complete"
+  "$deps_dir/bin/python" -m pip install -q "$(grep -E '^torch==' requirements/lock.txt)"
+  "$deps_dir/bin/python" -m pip install -q -r requirements/lock.txt
+  touch "$deps_dir/.complete"
 fi
-"$venv_dir/bin/python" -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
-ln -sfn "$venv_dir" .venv
+
+# This clone's own small environment: the shared dependencies on its path, and this
+# checkout installed in editable mode, so two clones never point at each other's code.
+if [ ! -x .venv/bin/python ] || [ -L .venv ] || [ "$(cat .venv/.deps 2>/dev/null)" != "$deps_dir" ]; then
+  rm -rf .venv
+  "$deps_dir/bin/python" -m venv --without-pip .venv
+  own_site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  deps_site="$("$deps_dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  echo "import site; site.addsitedir('$deps_site')" > "$own_site/_saladpipe_dependencies.pth"
+  for tool in ruff mypy; do ln -sf "$deps_dir/bin/$tool" ".venv/bin/$tool"; done
+  echo "$deps_dir" > .venv/.deps
+fi
+install_log="$(mktemp)"
+if ! .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . >"$install_log" 2>&1; then
+  cat "$install_log" >&2
+  exit 1
+fi
+rm -f "$install_log"

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check saladpipe tests
-.venv/bin/ruff format --check saladpipe tests
-.venv/bin/mypy
+.venv/bin/ruff check saladpipe tests bench
+.venv/bin/ruff format --check saladpipe tests bench
+.venv/bin/python -m mypy
 exec .venv/bin/python -m pytest "$@"

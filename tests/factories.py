@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from saladpipe.data_schemas.config import VoiceSpec
 from saladpipe.pipeline.corpora.wordnet import build_wordnet_corpus
+from saladpipe.tts import EngineOptions, SpeechService, TTSEngine, VoiceInfo
 
 # Rows the small end-to-end corpus carries on purpose, with the reason ingest must give.
 BAD_ROWS: list[tuple[dict[str, Any] | bytes, str]] = [
@@ -89,3 +92,68 @@ def run_small_e2e(tmp: Path) -> E2ERun:
 def write_parquet(path: Path, columns: dict[str, list[Any]]) -> Path:
     pq.write_table(pa.table(columns), path)
     return path
+
+
+class ToneEngine(TTSEngine):
+    """A deterministic engine for shard-format tests: each text becomes a known tone."""
+
+    name = "tone"
+    RATE = 22050
+    needs_normalization = False  # the tone's index is read from the digits
+
+    @classmethod
+    def describe(cls, spec: VoiceSpec) -> VoiceInfo:
+        return VoiceInfo(name="tone", language="en", license="CC0-1.0")
+
+    @classmethod
+    def list_voices(cls) -> list[str]:
+        return ["tone"]
+
+    @property
+    def sample_rate(self) -> int:
+        return self.RATE
+
+    def speakers(self) -> list[str]:
+        return []
+
+    def synthesize(self, text: str) -> np.ndarray:
+        index = int(text.split()[1])
+        t = np.arange(int(self.RATE * (1.0 + 0.05 * index))) / self.RATE
+        return (0.3 * np.sin(2 * np.pi * (200 + 20 * index) * t)).astype(np.float32)
+
+
+def tone_run(root: Path, n: int) -> tuple[Path, dict[str, np.ndarray]]:
+    """A finished run folder (shards + manifest) whose n clips are tones; returns the
+    engine's native audio per text id, to compare what loaders decode against."""
+    from saladpipe.data_schemas import RunLayout, parse_config
+    from saladpipe.pipeline.manifest import write_manifest
+    from saladpipe.pipeline.synthesize import synthesize_output_shard
+
+    config = parse_config('[corpus]\nbuiltin = "wordnet-domains"\n', "tone run", root)
+    layout = RunLayout(root / "run")
+    engine = ToneEngine(VoiceSpec(engine="tone"), EngineOptions())
+    selection = pa.table(
+        {
+            "text_id": [f"tone-{i}" for i in range(n)],
+            "text": [f"tone {i} for a shard format test" for i in range(n)],
+            "domain": ["d"] * n,
+            "cluster": pa.array([i % 3 for i in range(n)], pa.int32()),
+            "cluster_gap": [0.5] * n,
+            "gap_score": [0.5] * n,
+            "selection_round": pa.array([0] * n, pa.int32()),
+            "strategy": ["salad"] * n,
+            "probability": [0.01] * n,
+            "rank": list(range(n)),
+        }
+    )
+    shards = []
+    with SpeechService(config.tts, config.output.audio_format, 0, factory=ToneEngine) as speech:
+        for index, start in enumerate(range(0, n, 10)):
+            path = layout.output_shard(index)
+            synthesize_output_shard(
+                selection.slice(start, 10), path, layout.quarantine("tts", index), speech
+            )
+            shards.append(path)
+    write_manifest(config, layout, shards, {}, {"selected": n}, [])
+    audio = {f"tone-{i}": engine.synthesize(f"tone {i}") for i in range(n)}
+    return layout.root, audio

@@ -12,6 +12,8 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    Qwen2AudioConfig,
+    Qwen2AudioForConditionalGeneration,
     Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2Model,
@@ -24,6 +26,7 @@ from saladpipe.data_schemas.config import ModelSpec
 from saladpipe.pipeline.models import (
     AdapterConfig,
     FrameStackAdapter,
+    Qwen2AudioStudent,
     SpeechAdaptedLM,
     Teacher,
     ensure_placeholder_models,
@@ -130,3 +133,48 @@ def use_offline_hf_cache(monkeypatch: pytest.MonkeyPatch, hf_home: Path) -> None
         monkeypatch.setattr(huggingface_hub.constants, name, str(value))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def perturbed_student(student: SpeechAdaptedLM, scale: float = 0.02, seed: int = 0) -> None:
+    """Add seeded noise to the student's LM in place, so it no longer equals the teacher."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in student.lm.parameters():
+            param.add_(scale * torch.randn(param.shape, generator=gen, dtype=param.dtype))
+
+
+def qwen2_audio_student(lm_dir: Path, seed: int = 0) -> Qwen2AudioStudent:
+    """A tiny Qwen2-Audio (2 s window, 80 mel bins) whose tokenizer is the placeholder's
+    plus Qwen2-Audio's three audio markers, appended after the teacher's vocabulary."""
+    tokenizer = AutoTokenizer.from_pretrained(lm_dir, local_files_only=True)
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": ["<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"]}
+    )
+    config = Qwen2AudioConfig(
+        audio_config={
+            "model_type": "qwen2_audio_encoder",
+            "d_model": 64,
+            "encoder_layers": 2,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 128,
+            "num_mel_bins": 80,
+            "max_source_positions": 100,
+        },
+        text_config={
+            "model_type": "qwen2",
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "intermediate_size": 128,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": 512,
+        },
+        audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
+    )
+    torch.manual_seed(seed)
+    model = Qwen2AudioForConditionalGeneration(config).eval()
+    feature_extractor = WhisperFeatureExtractor(
+        feature_size=80, sampling_rate=16000, chunk_length=2
+    )
+    return Qwen2AudioStudent(model, feature_extractor, tokenizer).eval()

@@ -99,6 +99,29 @@ def test_quarantined_rows_carry_their_reasons(e2e_run: E2ERun) -> None:
     assert manifest.counts["corpus_rows_read"] == manifest.counts["corpus_texts"] + len(BAD_ROWS)
 
 
+def test_every_probe_is_scored_and_every_text_has_a_gap_estimate(e2e_run: E2ERun) -> None:
+    from saladpipe.data_schemas.io import read_table
+    from saladpipe.pipeline.score import INPUTS_KEY
+
+    score_paths = sorted((e2e_run.run_dir / "scores").glob("part-*.parquet"))
+    scores = [read_table(p, tables.SCORES) for p in score_paths]
+    assert sum(t.num_rows for t in scores) == 12
+    assert all(INPUTS_KEY in pq.read_schema(p).metadata for p in score_paths)
+    for row in (r for t in scores for r in t.to_pylist() if r["status"] == "ok"):
+        assert len(row["token_kl"]) == len(row["token_ids"]) == row["n_tokens"] > 0
+        assert row["forgetting"] == 0.0  # the placeholder student's LM is the teacher's copy
+    estimates = [
+        read_table(p, tables.GAP_ESTIMATES)
+        for p in sorted((e2e_run.run_dir / "scores").glob("estimates-*.parquet"))
+    ]
+    manifest = Manifest.read(e2e_run.run_dir / "manifest.json")
+    assert sum(t.num_rows for t in estimates) == manifest.counts["corpus_texts"]
+    # Scored probes keep their measured gap (no neighbours); every other text is estimated.
+    measured = sum(t.column("n_neighbors").to_pylist().count(0) for t in estimates)
+    assert measured == manifest.counts["probes_scored"] > 0
+    assert any(note.startswith("gap propagation: Spearman") for note in manifest.notes)
+
+
 def test_local_prefect_server_kept_the_flow_and_all_its_tasks(e2e_run: E2ERun) -> None:
     """The run started its own server and stopped it; a new server on the same database
     still has the flow run and every task run (the in-process test server would not)."""

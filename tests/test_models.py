@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from transformers import Gemma2Config, Gemma2ForCausalLM, GPT2Config, GPT2LMHeadModel
 
 from saladpipe.data_schemas.config import ModelSpec
 from saladpipe.data_schemas.errors import SaladpipeError
 from saladpipe.pipeline.models import (
+    Qwen2AudioStudent,
     SpeechAdaptedLM,
+    TextLM,
     check_shared_vocabulary,
     fingerprint_dir,
     load_student,
     load_teacher,
+    model_id,
     resolve_device,
     resolve_dtype,
 )
 from saladpipe.pipeline.models.speech_lm import MANIFEST_FILE
+from saladpipe.pipeline.scoring import DistillationScorer, ScoreItem
 from tests.model_factories import (
     OTHER_TEXTS,
     fake_hub_snapshot,
@@ -28,6 +34,7 @@ from tests.model_factories import (
     load_pair,
     noise,
     placeholder_dirs,
+    qwen2_audio_student,
     use_offline_hf_cache,
     whisper_student,
 )
@@ -184,3 +191,166 @@ def test_resolve_device_and_dtype() -> None:
     assert resolve_device("auto").type == expected
     with pytest.raises(SaladpipeError, match="unknown device"):
         resolve_device("toaster")
+
+
+@pytest.fixture(scope="module")
+def qwen(dirs: dict[str, Path]) -> Qwen2AudioStudent:
+    return qwen2_audio_student(dirs["placeholder-teacher"])
+
+
+def test_qwen2_audio_student_reads_what_its_own_processor_lays_out(
+    qwen: Qwen2AudioStudent, dirs: dict[str, Path]
+) -> None:
+    """Same token layout as transformers' Qwen2AudioProcessor, same logits as the model."""
+    from transformers import Qwen2AudioProcessor
+
+    teacher, _ = load_pair(dirs)
+    processor = Qwen2AudioProcessor(
+        feature_extractor=qwen.feature_extractor, tokenizer=qwen.tokenizer
+    )
+    clips = [noise(0.5, seed=1), noise(1.2, seed=2)]
+    texts = [" rivers and", " music and the words"]
+    ids = [teacher.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    inputs = processor(
+        text=[f"<|audio_bos|><|AUDIO|><|audio_eos|>{t}" for t in texts],
+        audio=clips,
+        sampling_rate=16000,
+        return_tensors="pt",
+        padding=True,
+    )
+    with torch.inference_mode():
+        ours = qwen(clips, ids)
+        theirs = qwen.model(**inputs).logits
+    lengths = inputs["attention_mask"].sum(-1).tolist()
+    assert [qwen.audio_positions(c.size) + len(i) for c, i in zip(clips, ids, strict=True)] == (
+        lengths
+    )
+    expected = torch.cat(
+        [
+            theirs[b, n - len(i) - 1 : n - 1]
+            for b, (n, i) in enumerate(zip(lengths, ids, strict=True))
+        ]
+    )
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+    for b, (n, i) in enumerate(zip(lengths, ids, strict=True)):
+        assert inputs["input_ids"][b, n - len(i) : n].tolist() == i
+
+
+def test_qwen2_audio_student_scores_do_not_depend_on_the_batch(
+    qwen: Qwen2AudioStudent, dirs: dict[str, Path]
+) -> None:
+    teacher, _ = load_pair(dirs)
+    scorer = DistillationScorer(teacher, qwen, batch_tokens=4096, batch_size=8, max_tokens=256)
+    assert scorer.vocab_size == len(teacher.tokenizer) == len(qwen.tokenizer) - 3
+    items = [
+        ScoreItem("a", "Sentence 3 is about", "rivers and the words", noise(0.4, seed=1), 16000),
+        ScoreItem("b", "Sentence 4 is", "about music", noise(1.7, seed=2), 16000),
+        ScoreItem("c", "Sentence", "is about trains", noise(0.9, rate=22050, seed=3), 22050),
+    ]
+    batched = scorer.score(items)
+    for item, together in zip(items, batched, strict=True):
+        (alone,) = scorer.score([item])
+        assert together.status == alone.status == "ok"
+        assert together.misalignment is not None and alone.misalignment is not None
+        assert abs(together.misalignment - alone.misalignment) < 1e-5
+        assert together.forgetting is not None and alone.forgetting is not None
+        assert abs(together.forgetting - alone.forgetting) < 1e-5
+
+
+def test_qwen2_audio_student_loads_from_a_folder_and_the_hub_cache(
+    qwen: Qwen2AudioStudent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qwen.save_pretrained(tmp_path / "qwen")
+    assert not (tmp_path / "qwen" / MANIFEST_FILE).exists()
+    clips, ids = [noise(0.6, seed=4)], [[5, 6, 7]]
+    local = load_student(ModelSpec(source=str(tmp_path / "qwen")), "cpu", "float32")
+    assert isinstance(local, Qwen2AudioStudent)
+    assert re.fullmatch(r"qwen@[0-9a-f]{12}", local.model_id)
+    assert torch.equal(_logits(qwen, clips, ids), _logits(local, clips, ids))
+    hf_home = tmp_path / "hf"
+    fake_hub_snapshot(hf_home, "org/qwen-audio", tmp_path / "qwen", COMMIT)
+    use_offline_hf_cache(monkeypatch, hf_home)
+    hub = load_student(ModelSpec(source="org/qwen-audio"), "cpu", "float32")
+    assert isinstance(hub, Qwen2AudioStudent) and hub.model_id == f"org/qwen-audio@{COMMIT}"
+    assert model_id(ModelSpec(source="org/qwen-audio"), "student") == hub.model_id
+
+
+def test_a_folder_of_neither_student_kind_is_refused(dirs: dict[str, Path]) -> None:
+    with pytest.raises(SaladpipeError, match="not a Qwen2-Audio checkpoint") as info:
+        load_student(ModelSpec(source=str(dirs["placeholder-teacher"])), "cpu", "float32")
+    assert "\n" not in str(info.value)
+
+
+def test_a_student_may_add_tokens_after_the_teacher_vocabulary(
+    qwen: Qwen2AudioStudent, dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    teacher, _ = load_pair(dirs)
+    assert check_shared_vocabulary(teacher.tokenizer, qwen.tokenizer) == len(teacher.tokenizer)
+    # The other way round the teacher's audio markers are missing from the student.
+    with pytest.raises(
+        SaladpipeError, match=r"'<\|audio_bos\|>' is id \d+ in the teacher but absent"
+    ):
+        check_shared_vocabulary(qwen.tokenizer, teacher.tokenizer)
+    # An ordinary (not added) token of the student's own is refused too.
+    other, _ = load_pair(placeholder_dirs(tmp_path, texts=OTHER_TEXTS))
+    with pytest.raises(SaladpipeError, match="tokenizers differ"):
+        check_shared_vocabulary(teacher.tokenizer, other.tokenizer)
+
+
+def test_model_ids_are_known_without_loading_and_follow_the_files(
+    dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    teacher, student = load_pair(dirs)
+    spec = ModelSpec(source="builtin:placeholder-teacher")
+    assert model_id(spec, "teacher", dirs) == teacher.model_id
+    assert model_id(ModelSpec(source="builtin:placeholder-student"), "student", dirs) == (
+        student.model_id
+    )
+    copy = tmp_path / "teacher"
+    shutil.copytree(dirs["placeholder-teacher"], copy)
+    before = model_id(ModelSpec(source=str(copy)), "teacher")
+    assert before.split("@")[1] == teacher.model_id.split("@")[1]
+    config = copy / "config.json"
+    config.write_text(config.read_text() + "\n")  # any change of any file: a new id
+    assert model_id(ModelSpec(source=str(copy)), "teacher") != before
+
+
+def _gpt2(**config: object) -> GPT2LMHeadModel:
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(
+        GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2, **config)
+    ).eval()
+
+
+def test_text_lm_heads_match_the_models_forward() -> None:
+    """Gemma's soft-capping is applied like the model does; positions are gathered exactly."""
+    torch.manual_seed(0)
+    gemma = Gemma2ForCausalLM(
+        Gemma2Config(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+            final_logit_softcapping=0.05,  # small enough to matter for random weights
+        )
+    ).eval()
+    for model in (_gpt2(), gemma):
+        lm = TextLM(model)
+        lm.verify("teacher")
+        with torch.inference_mode():
+            hidden = lm.continuation_hidden([[1, 2, 3], [4]], [[5, 6], [7, 8, 9]], pad_id=0)
+            ours = lm.logits(hidden)
+            first = model(input_ids=torch.tensor([[1, 2, 3, 5, 6]])).logits[0, 2:4]
+            second = model(input_ids=torch.tensor([[4, 7, 8, 9]])).logits[0, 0:3]
+        torch.testing.assert_close(ours, torch.cat([first, second]), atol=1e-5, rtol=1e-5)
+    assert float(ours.abs().max()) <= 0.05
+
+
+def test_a_model_with_an_unknown_logit_transform_is_refused() -> None:
+    model = _gpt2()
+    model.config.logit_scale = 3.0  # claims a scale its forward pass does not apply
+    with pytest.raises(SaladpipeError, match="cannot be computed in chunks"):
+        TextLM(model).verify("teacher")

@@ -1,7 +1,11 @@
-"""Piper speaks real English; clips are resampled, encoded and checked; failures are quarantined."""
+"""Piper speaks real English through worker processes; every clip is checked, resampled and
+encoded; failures are retried, then quarantined, and the run goes on."""
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -9,39 +13,67 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from saladpipe.data_schemas.config import OutputSection, TTSSection
-from saladpipe.data_schemas.errors import ConfigError
-from saladpipe.pipeline.synthesize import synthesize_output_shard, synthesize_texts
-from saladpipe.tts import ClipLimits, TTSEngine, VoiceInfo, check_clip, create_engine
+from saladpipe.data_schemas import tables
+from saladpipe.data_schemas.config import ClipChecks, TTSSection, VoiceSpec
+from saladpipe.data_schemas.io import read_table, write_table
+from saladpipe.pipeline.synthesize import synthesize_output_shard, synthesize_probe_shard
+from saladpipe.tts import EngineOptions, SpeechService, SpokenText, check_clip, create_engine
 from saladpipe.tts.audio import decode, encode, resample
 from saladpipe.tts.checks import rms_dbfs
+from tests.tts_factories import MARKS_ENV, MisbehavingEngine
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
 
 
+def selection(texts: list[str]) -> pa.Table:
+    n = len(texts)
+    return pa.table(
+        {
+            "text_id": [f"t{i}" for i in range(n)],
+            "text": texts,
+            "domain": ["d"] * n,
+            "cluster": pa.array([i % 2 for i in range(n)], pa.int32()),
+            "cluster_gap": [0.5] * n,
+            "gap_score": [0.5] * n,
+            "selection_round": pa.array([0] * n, pa.int32()),
+            "strategy": ["salad"] * n,
+            "probability": [0.1] * n,
+            "rank": list(range(n)),
+        }
+    )
+
+
 @pytest.fixture(scope="module")
-def piper() -> TTSEngine:
-    return create_engine("piper", "builtin:joe-us")
+def piper_service() -> Iterator[SpeechService]:
+    """Piper in two worker processes, each loading the voice once."""
+    with SpeechService(TTSSection(workers=2), "flac", seed=0) as service:
+        yield service
 
 
-def test_piper_speaks_real_speech(piper: TTSEngine) -> None:
+def test_piper_speaks_real_speech() -> None:
+    piper = create_engine(VoiceSpec(engine="piper"), EngineOptions(threads=1))
     samples = piper.synthesize(TEXT)
-    assert piper.sample_rate == 22050
-    assert piper.voice.license == "CC0" and piper.voice.language == "en_US"
+    assert piper.sample_rate == 22050 and piper.speakers() == []
+    assert piper.voice.license == "CC0-1.0" and piper.voice.language == "en_US"
     seconds = samples.size / piper.sample_rate
     assert len(TEXT) / 25 < seconds < len(TEXT) / 8
     assert rms_dbfs(samples) > -30
-    assert check_clip(samples, piper.sample_rate, TEXT, ClipLimits()) is None
+    assert check_clip(samples, piper.sample_rate, TEXT, ClipChecks()) is None
+    low = resample(samples, 22050, 16000)
+    assert abs(low.size - round(samples.size * 16000 / 22050)) <= 1
 
 
-def test_resample_keeps_duration_and_a_tone(tmp_path: Path) -> None:
+def test_resampling_keeps_duration_and_tones_and_does_not_alias() -> None:
     rate = 22050
     t = np.arange(rate) / rate
     tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     out = resample(tone, rate, 16000)
     assert out.size == 16000
-    spectrum = np.abs(np.fft.rfft(out))
-    assert abs(int(np.argmax(spectrum)) - 440) <= 1
+    assert abs(int(np.argmax(np.abs(np.fft.rfft(out)))) - 440) <= 1
+    # A 10 kHz tone cannot exist at 16 kHz: a proper resampler removes it instead of folding
+    # it down to 6 kHz, as naive decimation would.
+    high = resample((0.5 * np.sin(2 * np.pi * 10_000 * t)).astype(np.float32), rate, 16000)
+    assert rms_dbfs(high) < -60
     decoded, decoded_rate = decode(encode(out, 16000, "flac"))
     assert decoded_rate == 16000
     np.testing.assert_allclose(decoded, out, atol=1 / 32768 * 2)
@@ -59,89 +91,138 @@ def test_resample_keeps_duration_and_a_tone(tmp_path: Path) -> None:
     ],
 )
 def test_clip_checks_name_the_problem(samples: np.ndarray, text: str, reason: str) -> None:
-    result = check_clip(samples, 16000, text, ClipLimits())
+    result = check_clip(samples, 16000, text, ClipChecks())
     assert result is not None and result.startswith(reason)
 
 
-class _FailingEngine(TTSEngine):
-    """Wraps a real engine and fails on texts containing a marker word."""
-
-    name = "failing"
-
-    def __init__(self, inner: TTSEngine) -> None:
-        self.inner = inner
-
-    @property
-    def sample_rate(self) -> int:
-        return self.inner.sample_rate
-
-    @property
-    def voice(self) -> VoiceInfo:
-        return self.inner.voice
-
-    def synthesize(self, text: str) -> np.ndarray:
-        if "FAIL" in text:
-            raise RuntimeError("engine crashed")
-        if "SILENT" in text:
-            return np.zeros(self.sample_rate * 2, np.float32)
-        return self.inner.synthesize(text)
-
-
-def test_failures_go_to_quarantine_and_the_rest_to_the_shard(
-    piper: TTSEngine, tmp_path: Path
+def test_output_shard_records_voice_licence_and_the_text_as_spoken(
+    piper_service: SpeechService, tmp_path: Path
 ) -> None:
     texts = [
-        "A first good sentence to speak.",
-        "This one will FAIL now.",
-        "SILENT text here.",
-        "A second good sentence to speak.",
+        "Dr. Smith paid $12.50 on the 3rd of May.",
+        "A plain sentence to speak.",
+        "Water boils at 100°C at sea level.",
+        "Another plain sentence, a little longer than the second one.",
     ]
-    selection = pa.table(
-        {
-            "text_id": [f"t{i}" for i in range(4)],
-            "text": texts,
-            "domain": ["d"] * 4,
-            "cluster": pa.array([0, 1, 0, 1], pa.int32()),
-            "cluster_gap": [0.5, 0.7, 0.5, 0.7],
-            "gap_score": [0.5, 0.7, 0.5, 0.7],
-            "selection_round": pa.array([0] * 4, pa.int32()),
-            "strategy": ["salad"] * 4,
-            "probability": [0.1] * 4,
-            "rank": list(range(4)),
-        }
+    out, quarantine = tmp_path / "part-00000.parquet", tmp_path / "q.parquet"
+    result = synthesize_output_shard(selection(texts), out, quarantine, piper_service)
+    assert not quarantine.exists() and not result.rejected
+    shard = read_table(out, tables.SHARD)
+    rows = shard.to_pylist()
+    assert [r["text_id"] for r in rows] == ["t0", "t1", "t2", "t3"]
+    assert rows[0]["text"] == texts[0]
+    assert rows[0]["normalized_text"] == (
+        "Doctor Smith paid twelve dollars and fifty cents on the third of May."
     )
+    assert rows[2]["normalized_text"] == "Water boils at one hundred degrees Celsius at sea level."
+    assert {(r["tts_engine"], r["tts_voice"], r["tts_license"]) for r in rows} == {
+        ("piper", "en_US-joe-medium", "CC0-1.0")
+    }
+    assert all(r["asr_cer"] is None and r["sampling_rate"] == 16000 for r in rows)
+    for row in rows:
+        samples, rate = decode(row["audio"]["bytes"])
+        assert rate == 16000 and abs(samples.size / rate - row["duration_s"]) < 1e-3
+    features = json.loads(pq.read_schema(out).metadata[b"huggingface"])["info"]["features"]
+    assert {"normalized_text", "tts_license", "asr_cer"} <= set(features)
+    assert result.audio_seconds == pytest.approx(sum(r["duration_s"] for r in rows), rel=1e-6)
+
+
+def test_probe_clips_carry_the_same_record(piper_service: SpeechService, tmp_path: Path) -> None:
+    probes = write_table(
+        pa.table(
+            {
+                "text_id": ["p0", "p1"],
+                "cluster": pa.array([0, 1], pa.int32()),
+                "text": ["Cats purr when they are content.", "It rained for 40 days."],
+                "prefix_text": ["Cats purr when", "It rained for 40"],
+                "continuation_text": ["they are content.", "days."],
+            }
+        ),
+        tmp_path / "probes-00000.parquet",
+        tables.PROBES,
+    )
+    clips_path = tmp_path / "clips-00000.parquet"
+    synthesize_probe_shard(probes, clips_path, tmp_path / "q.parquet", piper_service)
+    clips = read_table(clips_path, tables.CLIPS).to_pylist()
+    assert [(c["spoken_text"], c["normalized_text"]) for c in clips] == [
+        ("Cats purr when", "Cats purr when"),
+        ("It rained for 40", "It rained for forty"),
+    ]
+    assert clips[0]["tts_license"] == "CC0-1.0"
+
+
+def test_a_long_text_is_split_spoken_in_pieces_and_joined() -> None:
+    sentence = "Here is one sentence of a long paragraph about rivers."
+    tts = TTSSection(engine="espeak", max_chars=60)  # a limit of one sentence for this run
+    with SpeechService(tts, "flac", seed=0) as service:
+        spoken = service.speak([("long", " ".join([sentence] * 8)), ("one", sentence)])
+    assert all(isinstance(s, SpokenText) for s in spoken)
+    ratio = spoken[0].duration_s / spoken[1].duration_s
+    assert 7 < ratio < 10  # eight sentences and seven pauses: nothing truncated
+
+
+def test_failures_are_retried_then_quarantined_and_the_rest_is_spoken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exceptions, hangs and crashed workers are retried alone; failed checks are not."""
+    monkeypatch.setenv(MARKS_ENV, str(tmp_path))
+    texts = {
+        "good": "A first good sentence to speak.",
+        "fail": "This one will FAIL every time.",
+        "flaky": "This one will FAIL ONCE and then work.",
+        "crash-once": "This one will CRASH ONCE its worker and then work.",
+        "silent": "This one is SILENT and checks catch it.",
+        "hang": "This one will HANG every time.",
+        "last": "A last good sentence to speak.",
+    }
+    tts = TTSSection(engine="espeak", workers=2, retries=1, timeout_s=2.0)
+    start = time.monotonic()
+    with SpeechService(tts, "flac", 0, factory=MisbehavingEngine) as service:
+        results = service.speak(list(texts.items()))
+    assert time.monotonic() - start < 120
+    outcome = {r.text_id: (r.reason if not isinstance(r, SpokenText) else "ok") for r in results}
+    assert outcome == {
+        "good": "ok",
+        "fail": "tts_error",
+        "flaky": "ok",
+        "crash-once": "ok",
+        "silent": "silent",
+        "hang": "tts_timeout",
+        "last": "ok",
+    }
+    details = {r.text_id: r.detail for r in results if not isinstance(r, SpokenText)}
+    assert "engine failed on purpose (after 2 attempts)" in details["fail"]
+    assert "no result in 2 s (after 2 attempts)" in details["hang"]
+    assert [r.text_id for r in results] == list(texts)
+
+
+def test_quarantine_and_shard_together_hold_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MARKS_ENV, str(tmp_path))
+    texts = ["A good sentence.", "This will FAIL now.", "SILENT text here.", "Another good one."]
     out, quarantine = tmp_path / "part.parquet", tmp_path / "q.parquet"
-    result = synthesize_output_shard(
-        selection, out, quarantine, _FailingEngine(piper), TTSSection(), OutputSection()
-    )
+    tts = TTSSection(engine="espeak", retries=0)
+    with SpeechService(tts, "wav", 0, factory=MisbehavingEngine) as service:
+        synthesize_output_shard(selection(texts), out, quarantine, service)
     shard = pq.read_table(out)
     assert shard.column("text_id").to_pylist() == ["t0", "t3"]
     assert shard.column("rank").to_pylist() == [0, 3]
-    assert set(shard.column("sampling_rate").to_pylist()) == {16000}
-    rejected = pq.read_table(quarantine)
-    assert dict(
-        zip(
-            rejected.column("text_id").to_pylist(),
-            rejected.column("reason").to_pylist(),
-            strict=True,
-        )
-    ) == {"t1": "tts_error", "t2": "silent"}
-    assert "engine crashed" in rejected.column("detail")[0].as_py()
-    assert result.audio_seconds == pytest.approx(
-        sum(shard.column("duration_s").to_pylist()), rel=1e-6
-    )
+    rejected = read_table(quarantine, tables.QUARANTINE).to_pylist()
+    assert {(r["text_id"], r["stage"], r["reason"], r["source"]) for r in rejected} == {
+        ("t1", "tts", "tts_error", "part.parquet"),
+        ("t2", "tts", "silent", "part.parquet"),
+    }
+    assert decode(shard.column("audio")[0].as_py()["bytes"])[1] == 16000
 
 
-def test_synthesize_texts_resamples_to_the_configured_rate(piper: TTSEngine) -> None:
-    result = synthesize_texts([("a", TEXT)], piper, TTSSection(sample_rate=24000), "wav", "test")
-    samples, rate = decode(result.clips[0].audio_bytes)
-    assert rate == 24000 and abs(samples.size / 24000 - result.clips[0].duration_s) < 1e-3
-
-
-def test_unknown_engine_and_voice_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown engine"):
-        create_engine("festival", "x")
-    with pytest.raises(ConfigError, match="Piper voice not found"):
-        create_engine("piper", str(tmp_path / "missing.onnx"))
-    with pytest.raises(ConfigError, match="unknown builtin Piper voice"):
-        create_engine("piper", "builtin:nobody")
+def test_worker_memory_stays_flat_over_many_clips() -> None:
+    """Resident memory of a worker after 60 clips and after 120 more (eSpeak NG, fast)."""
+    with SpeechService(TTSSection(engine="espeak"), "flac", 0) as service:
+        texts = [(f"w{i}", f"Memory check sentence number {i}, spoken once.") for i in range(180)]
+        service.speak(texts[:30])
+        service.speak(texts[30:60])
+        warm = service._pool.worker_rss_bytes()[0]
+        service.speak(texts[60:])
+        grown = service._pool.worker_rss_bytes()[0] - warm
+    assert warm > 0 and grown < 8 * 2**20

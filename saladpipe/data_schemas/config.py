@@ -14,7 +14,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    DirectoryPath,
+    Field,
+    FilePath,
+    ValidationError,
+    model_validator,
+)
 
 from saladpipe.data_schemas.errors import ConfigError
 
@@ -66,15 +74,21 @@ class ClusterSection(_Section):
 
     k: Annotated[int, Field(ge=2)] = 16
     iterations: Annotated[int, Field(gt=0)] = 20
+    # balanced: every cluster gets about N/K texts (the paper's choice); plain: nearest centroid.
+    method: Literal["balanced", "plain"] = "balanced"
 
 
 class ProbeSection(_Section):
     """Probe texts per cluster and how each is split into spoken prefix and text continuation."""
 
     per_cluster: Annotated[int, Field(gt=0)] = 8
-    split: Literal["fraction", "words"] = "fraction"
+    # fraction: round(words x prefix_fraction) words spoken; words: prefix_words words;
+    # columns: the corpus gives each text as two columns, its text is their join.
+    split: Literal["fraction", "words", "columns"] = "fraction"
     prefix_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     prefix_words: Annotated[int, Field(gt=0)] = 8
+    prefix_column: Annotated[str, Field(min_length=1)] = "prefix"
+    continuation_column: Annotated[str, Field(min_length=1)] = "continuation"
     shard_rows: Annotated[int, Field(gt=0)] = 256
 
 
@@ -92,16 +106,122 @@ class ModelsSection(_Section):
     student: ModelSpec = ModelSpec(source="builtin:placeholder-student")
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    batch_size: Annotated[int, Field(gt=0)] = 16
-    max_tokens: Annotated[int, Field(gt=0)] = 256
+    # A batch holds at most batch_size samples and batch_tokens padded positions.
+    batch_size: Annotated[int, Field(gt=0)] = 64
+    batch_tokens: Annotated[int, Field(ge=2)] = 4096
+    # Longest sequence a model reads; longer continuations are cut (flagged `truncated`).
+    max_tokens: Annotated[int, Field(ge=2)] = 256
+    # Also score the student reading the prefix as text (one more student pass).
+    forgetting: bool = True
+
+
+class PropagateSection(_Section):
+    """Per-text gap estimates from the k nearest scored probes in embedding space."""
+
+    neighbors: Annotated[int, Field(gt=0)] = 8
+
+
+class VoiceSpec(_Section):
+    """One voice of a run; texts are spread over the voices by weight, with the run's seed."""
+
+    # A registry name (piper, espeak, coqui); unset: tts.engine.
+    engine: str | None = None
+    # Piper: builtin:joe-us, an .onnx file or a voice folder; eSpeak NG: a voice such as en-us;
+    # Coqui: a model name (tts_models/en/vctk/vits) or a checkpoint folder. Unset: the
+    # engine's default voice.
+    voice: str | None = None
+    # Multi-speaker models: a speaker (VCTK p225, an XTTS speaker, a Piper speaker, an eSpeak
+    # variant such as f3); XTTS also takes a reference recording (a .wav path) to clone.
+    speaker: str | None = None
+    # Multilingual models (XTTS): the language to speak, e.g. en.
+    language: str | None = None
+    weight: Annotated[float, Field(gt=0.0)] = 1.0
+    # Licence of a local model that names none; recorded per clip.
+    license: str | None = None
+
+
+class ClipChecks(_Section):
+    """Ranges every clip must fall in, else it is quarantined with the reason.
+
+    Wide on purpose: they catch broken synthesis (silence, noise bursts, truncation,
+    runaway output), not accents. English TTS speaks about 0.06 s a character.
+    """
+
+    min_seconds_per_char: Annotated[float, Field(ge=0.0)] = 0.02
+    max_seconds_per_char: Annotated[float, Field(gt=0.0)] = 0.25
+    slack_seconds: Annotated[float, Field(ge=0.0)] = 0.5
+    min_rms_dbfs: Annotated[float, Field(le=0.0)] = -45.0
+    min_voiced_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
+    max_clipped_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.001
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ClipChecks:
+        if self.min_seconds_per_char >= self.max_seconds_per_char:
+            raise ValueError(
+                "tts.checks.min_seconds_per_char must be below tts.checks.max_seconds_per_char"
+            )
+        return self
+
+
+class AsrCheck(_Section):
+    """ASR round trip: a local Whisper or wav2vec2-CTC checkpoint transcribes every clip."""
+
+    model: DirectoryPath
+    # A clip whose character error rate is above this is quarantined; unset: only recorded.
+    max_cer: Annotated[float, Field(ge=0.0)] | None = 0.3
+    device: str = "auto"
+    batch_size: Annotated[int, Field(gt=0)] = 8
 
 
 class TTSSection(_Section):
-    """The synthesis engine and voice."""
+    """Synthesis: voices, text handling, clip checks, retries and worker processes."""
 
+    # The run's voice (see VoiceSpec); with `voices`, the engine and voice of entries that
+    # name none (the voice only for entries of this engine).
     engine: str = "piper"
-    voice: str = "builtin:joe-us"
+    voice: str | None = None
+    voices: tuple[VoiceSpec, ...] = ()
     sample_rate: Annotated[int, Field(ge=8000, le=48000)] = 16000
+    # Refuse, before anything runs, a voice whose licence does not allow commercial use.
+    require_commercial_license: bool = False
+    # Spell out numbers, abbreviations and symbols: auto = for engines that need it.
+    normalize: Literal["auto", "always", "never"] = "auto"
+    # Longest text piece per engine call (long texts are split at sentence boundaries);
+    # unset: each engine's own limit, which this can only lower.
+    max_chars: Annotated[int, Field(ge=20)] | None = None
+    # A text whose synthesis raises or times out is tried again this many times, then
+    # quarantined; timeout_s bounds one engine call (a batch of up to batch_size texts).
+    retries: Annotated[int, Field(ge=0)] = 2
+    timeout_s: Annotated[float, Field(gt=0.0)] = 300.0
+    # Worker processes, each loading every voice once; threads per worker default to the
+    # CPU cores shared out; batch_size unset: the engine's own (Coqui VITS batches).
+    workers: Annotated[int, Field(ge=1)] = 1
+    threads_per_worker: Annotated[int, Field(ge=1)] | None = None
+    batch_size: Annotated[int, Field(ge=1)] | None = None
+    device: str = "auto"
+    checks: ClipChecks = ClipChecks()
+    asr: AsrCheck | None = None
+
+    def voice_specs(self) -> tuple[VoiceSpec, ...]:
+        """The run's voices with the defaults filled in."""
+        specs = []
+        for spec in self.voices or (VoiceSpec(),):
+            engine = spec.engine or self.engine
+            voice = spec.voice or (self.voice if engine == self.engine else None)
+            specs.append(spec.model_copy(update={"engine": engine, "voice": voice}))
+        return tuple(specs)
+
+
+class ExcludeSection(_Section):
+    """Texts and clusters a selection must not pick: named, or failed by the ASR check."""
+
+    texts: tuple[str, ...] = ()
+    texts_file: FilePath | None = None  # one text id a line
+    clusters: tuple[Annotated[int, Field(ge=0)], ...] = ()
+    # Parquet with columns text_id and cer (character error rate of that text's clip).
+    asr_cer_table: FilePath | None = None
+    max_cer: Annotated[float, Field(ge=0.0)] = 0.3
+    max_cluster_cer: Annotated[float, Field(ge=0.0)] | None = None
 
 
 class SelectSection(_Section):
@@ -109,14 +229,29 @@ class SelectSection(_Section):
 
     strategy: str = "salad"
     gamma: Annotated[float, Field(ge=0.0)] = 5.0
+    # Which of the three amounts a round spends; audio hours are estimated from text length.
+    budget_unit: Literal["texts", "audio_hours", "tokens"] = "texts"
     budget_texts: Annotated[int, Field(gt=0)] = 400
+    budget_audio_hours: Annotated[float, Field(gt=0.0)] = 1.0
+    budget_tokens: Annotated[int, Field(gt=0)] = 100_000
+    # Optimism for clusters scored from few probes: none, ucb (mean + w·stderr), thompson.
+    exploration: Literal["none", "ucb", "thompson"] = "none"
+    exploration_weight: Annotated[float, Field(ge=0.0)] = 1.0
+    # Skip a text whose embedding has cosine >= this with one already picked (any round).
+    near_duplicate_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    # diverse: the high-gap candidate set holds this many times the texts to pick.
+    diverse_candidates: Annotated[float, Field(ge=1.0)] = 4.0
+    exclude: ExcludeSection = ExcludeSection()
 
 
 class OutputSection(_Section):
     """The trainer-facing shards."""
 
     shard_rows: Annotated[int, Field(gt=0)] = 500
-    audio_format: Literal["flac", "wav"] = "flac"
+    # FLAC is lossless; Opus (Ogg, 16 kHz+) is about 10x smaller and lossy.
+    audio_format: Literal["flac", "wav", "opus"] = "flac"
+    max_shard_mb: Annotated[float, Field(gt=0)] = 1024.0
+    row_group_mb: Annotated[float, Field(gt=0)] = 100.0
 
 
 class PrefectSection(_Section):
@@ -134,10 +269,28 @@ class RunConfig(_Section):
     cluster: ClusterSection = ClusterSection()
     probe: ProbeSection = ProbeSection()
     models: ModelsSection = ModelsSection()
+    propagate: PropagateSection = PropagateSection()
     tts: TTSSection = TTSSection()
     select: SelectSection = SelectSection()
     output: OutputSection = OutputSection()
     prefect: PrefectSection = PrefectSection()
+
+    @model_validator(mode="after")
+    def _split_columns_need_files(self) -> RunConfig:
+        if self.probe.split == "columns" and self.corpus.path is None:
+            raise ValueError(
+                "probe.split = 'columns' needs corpus.path (a builtin corpus has no split columns)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _excluded_clusters_exist(self) -> RunConfig:
+        missing = [c for c in self.select.exclude.clusters if c >= self.cluster.k]
+        if missing:
+            raise ValueError(
+                f"select.exclude.clusters: {missing} do not exist (cluster.k = {self.cluster.k})"
+            )
+        return self
 
     def config_hash(self) -> str:
         """Hash of the canonical JSON form: equal configs, equal hashes."""
@@ -154,12 +307,15 @@ def is_builtin(source: str) -> bool:
     return source.startswith(BUILTIN_PREFIX)
 
 
-def _format_error(origin: str, err: ValidationError) -> str:
+def format_validation_error(origin: str, err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
+    elif first["type"] == "value_error":
+        # Our own validators: the message names the keys; the whole input would only clutter it.
+        msg = msg.removeprefix("Value error, ")
     elif "input" in first and first["type"] not in {"missing"}:
         msg = f"{msg} (got {first['input']!r})"
     more = len(err.errors()) - 1
@@ -204,6 +360,27 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
         sec = data.get(section)
         if isinstance(sec, dict) and isinstance(sec.get(key), str):
             sec[key] = _resolve_local(sec[key], base_dir)
+    _resolve_tts_paths(data.get("tts"), base_dir)
+    select = data.get("select")
+    exclude = select.get("exclude") if isinstance(select, dict) else None
+    if isinstance(exclude, dict):
+        for key in ("texts_file", "asr_cer_table"):
+            if isinstance(exclude.get(key), str):
+                exclude[key] = str((base_dir / exclude[key]).expanduser())
+
+
+def _resolve_tts_paths(tts: Any, base_dir: Path) -> None:
+    """Voice folders and reference recordings in tts.voices, and the ASR checkpoint."""
+    if not isinstance(tts, dict):
+        return
+    voices = tts.get("voices")
+    for spec in voices if isinstance(voices, list) else []:
+        for key in ("voice", "speaker"):
+            if isinstance(spec, dict) and isinstance(spec.get(key), str):
+                spec[key] = _resolve_local(spec[key], base_dir)
+    asr = tts.get("asr")
+    if isinstance(asr, dict) and isinstance(asr.get("model"), str):
+        asr["model"] = str((base_dir / asr["model"]).expanduser())
 
 
 def _resolve_local(source: str, base_dir: Path) -> str:
@@ -227,7 +404,7 @@ def parse_config(
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(origin, exc)) from None
+        raise ConfigError(format_validation_error(origin, exc)) from None
     if config.corpus.path is not None and not config.corpus.path.exists():
         raise ConfigError(
             f"config error in {origin}: corpus.path: file not found: {config.corpus.path}"

@@ -39,6 +39,16 @@ CORPUS = _schema(
     ],
 )
 
+# Where each text's continuation starts, for a corpus ingested with split columns
+# (probe.split = "columns"); one shard beside each corpus shard.
+CORPUS_SPLITS = _schema(
+    "corpus_splits",
+    [
+        pa.field("text_id", pa.string(), nullable=False),
+        pa.field("prefix_chars", pa.int32(), nullable=False),
+    ],
+)
+
 QUARANTINE = _schema(
     "quarantine",
     [
@@ -76,29 +86,41 @@ CLIPS = _schema(
     [
         pa.field("text_id", pa.string(), nullable=False),
         pa.field("spoken_text", pa.string(), nullable=False),
+        pa.field("normalized_text", pa.string(), nullable=False),
         pa.field("audio", AUDIO_TYPE, nullable=False),
         pa.field("sampling_rate", pa.int32(), nullable=False),
         pa.field("duration_s", pa.float32(), nullable=False),
         pa.field("tts_engine", pa.string(), nullable=False),
         pa.field("tts_voice", pa.string(), nullable=False),
+        pa.field("tts_license", pa.string(), nullable=False),
+        pa.field("asr_cer", pa.float32()),
     ],
 )
 
+# One row per probe. misalignment and forgetting are means over the scored continuation
+# tokens (n_tokens; `truncated` when the continuation was cut to fit); the per-token
+# values behind them, with the token ids, are kept for audit. Null scores: see status.
 SCORES = _schema(
     "scores",
     [
         pa.field("text_id", pa.string(), nullable=False),
         pa.field("cluster", pa.int32(), nullable=False),
         pa.field("misalignment", pa.float64()),
+        pa.field("forgetting", pa.float64()),
         pa.field("n_tokens", pa.int32(), nullable=False),
+        pa.field("truncated", pa.bool_(), nullable=False),
         pa.field("status", pa.string(), nullable=False),
         pa.field("teacher_id", pa.string(), nullable=False),
         pa.field("student_id", pa.string(), nullable=False),
+        pa.field("token_ids", pa.list_(pa.int32())),
+        pa.field("token_kl", pa.list_(pa.float32())),
+        pa.field("token_forgetting", pa.list_(pa.float32())),
     ],
 )
 
 # Per-text gap estimate for every text of the pool (kNN propagation from scored probes);
 # one shard per assignments shard. Written by scoring, read by selection strategies.
+# A scored probe carries its own misalignment with gap_spread 0 and n_neighbors 0.
 GAP_ESTIMATES = _schema(
     "gap_estimates",
     [
@@ -110,6 +132,10 @@ GAP_ESTIMATES = _schema(
     ],
 )
 
+# One row per cluster and round: pool_count/pool_share over the whole pool; eligible_count
+# after the ledger and exclusions; gap_used is the gap P(c) was computed from (gap_mean,
+# filled and explored); probability is P(c) (for top_k/diverse: the cluster's share of the
+# picks); excluded_reason is set when the whole cluster was excluded.
 CLUSTER_STATS = _schema(
     "cluster_stats",
     [
@@ -120,6 +146,25 @@ CLUSTER_STATS = _schema(
         pa.field("gap_mean", pa.float64()),
         pa.field("gap_std", pa.float64()),
         pa.field("probability", pa.float64(), nullable=False),
+        pa.field("eligible_count", pa.int64(), nullable=False),
+        pa.field("gap_used", pa.float64(), nullable=False),
+        pa.field("selected", pa.int64(), nullable=False),
+        pa.field("excluded_reason", pa.string()),
+    ],
+)
+
+# The ledger: every text selected in any round of a run folder and what became of it
+# (status `synthesized` with its shard and duration, or `tts_failed`). Never re-picked.
+LEDGER = _schema(
+    "ledger",
+    [
+        pa.field("text_id", pa.string(), nullable=False),
+        pa.field("selection_round", pa.int32(), nullable=False),
+        pa.field("cluster", pa.int32(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("shard", pa.string()),
+        pa.field("duration_s", pa.float64()),
+        pa.field("n_chars", pa.int32(), nullable=False),
     ],
 )
 
@@ -159,6 +204,9 @@ _HF_FEATURES = {
     "rank": {"dtype": "int64", "_type": "Value"},
     "tts_engine": {"dtype": "string", "_type": "Value"},
     "tts_voice": {"dtype": "string", "_type": "Value"},
+    "tts_license": {"dtype": "string", "_type": "Value"},
+    "normalized_text": {"dtype": "string", "_type": "Value"},
+    "asr_cer": {"dtype": "float32", "_type": "Value"},
 }
 
 
@@ -183,10 +231,29 @@ SHARD = _schema(
             *_PROVENANCE,
             pa.field("tts_engine", pa.string(), nullable=False),
             pa.field("tts_voice", pa.string(), nullable=False),
+            pa.field("tts_license", pa.string(), nullable=False),
+            # The text as the engine read it: numbers, abbreviations and symbols spelled out.
+            pa.field("normalized_text", pa.string(), nullable=False),
+            # Character error rate of an ASR transcript of the clip; null without tts.asr.
+            pa.field("asr_cer", pa.float32()),
         ]
     ],
     # What Hugging Face `datasets` reads to type the audio column as Audio.
     {b"huggingface": json.dumps({"info": {"features": _HF_FEATURES}}).encode()},
+)
+
+
+# Rows of a training mix: which source each came from and where to find it.
+MIX_ROWS = _schema(
+    "mix_rows",
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("locator", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("duration_s", pa.float64()),
+    ],
 )
 
 

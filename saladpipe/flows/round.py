@@ -9,19 +9,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from saladpipe.data_schemas.config import RunConfig, is_builtin
+from saladpipe.data_schemas.config import RunConfig
 from saladpipe.data_schemas.io import write_text
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.manifest import Manifest
+from saladpipe.flows.artifacts import publish_audit_summary
 from saladpipe.flows.server import prefect_api
-from saladpipe.pipeline import cluster, embed, probe, resources, score, select, synthesize
+from saladpipe.pipeline import (
+    builtin_models,
+    cluster,
+    embed,
+    ledger,
+    probe,
+    propagate,
+    resources,
+    score,
+    select,
+    synthesize,
+)
 from saladpipe.pipeline.corpora import builtin_corpus_path
 from saladpipe.pipeline.ingest import IngestStats, corpus_texts, ingest
 from saladpipe.pipeline.manifest import scoring_counts, scoring_model_ids, write_manifest
@@ -59,7 +71,7 @@ def ingest_task(config: RunConfig, layout: RunLayout) -> IngestStats:
     else:
         assert corpus.path is not None  # the config validator guarantees one source
         path = corpus.path
-    return ingest(corpus, path, layout)
+    return ingest(corpus, path, layout, probe.split_columns(config.probe))
 
 
 @stage_task("embed-shard")
@@ -72,7 +84,12 @@ def embed_task(config: RunConfig, corpus_shard: Path, out_path: Path) -> Path:
 @stage_task("fit-centroids")
 def fit_task(config: RunConfig, embedding_shards: list[Path], out_path: Path) -> Path:
     cluster.fit_centroids(
-        embedding_shards, config.cluster.k, config.cluster.iterations, config.run.seed, out_path
+        embedding_shards,
+        config.cluster.k,
+        config.cluster.iterations,
+        config.run.seed,
+        out_path,
+        config.cluster.method,
     )
     return out_path
 
@@ -85,20 +102,39 @@ def assign_task(embedding_shard: Path, centroids_path: Path, out_path: Path) -> 
     return out_path
 
 
+@stage_task("cluster-preferences-shard")
+def preferences_task(embedding_shard: Path, centroids_path: Path, out_path: Path) -> Path:
+    import numpy as np
+
+    return cluster.preferences_shard(embedding_shard, np.load(centroids_path), out_path)
+
+
+@stage_task("assign-balanced")
+def balance_task(
+    embeddings: list[Path], preferences: list[Path], centroids_path: Path, out_paths: list[Path]
+) -> list[Path]:
+    import numpy as np
+
+    return cluster.assign_balanced(embeddings, preferences, np.load(centroids_path), out_paths)
+
+
 @stage_task("draw-probes")
 def probes_task(
     config: RunConfig, assignments: list[Path], corpus_shards: list[Path], layout: RunLayout
 ) -> list[Path]:
-    pool = probe.load_pool(assignments, corpus_shards)
+    splits = probe.split_shards(config.probe, corpus_shards, layout)
+    pool = probe.load_pool(assignments, corpus_shards, splits)
     return probe.draw_probes(pool, config.probe, config.run.seed, layout)
 
 
-@stage_task("build-placeholder-models")
-def placeholder_task(config: RunConfig, corpus_shards: list[Path]) -> tuple[tuple[str, Path], ...]:
-    from saladpipe.pipeline.models.placeholder import ensure_placeholder_models
-
-    texts = corpus_texts(corpus_shards)
-    dirs = ensure_placeholder_models(resources.cache_dir() / "models", texts, config.run.seed)
+@stage_task("build-builtin-models")
+def builtin_models_task(
+    config: RunConfig, corpus_shards: list[Path]
+) -> tuple[tuple[str, Path], ...]:
+    """Folders of the builtin models the config names; the trained ones take minutes once."""
+    dirs = builtin_models.ensure_builtin_models(
+        config.models, lambda: corpus_texts(corpus_shards), config.run.seed, resources.cache_dir()
+    )
     return tuple(sorted(dirs.items()))
 
 
@@ -106,10 +142,8 @@ def placeholder_task(config: RunConfig, corpus_shards: list[Path]) -> tuple[tupl
 def probe_tts_task(
     config: RunConfig, probes_shard: Path, out_path: Path, quarantine_path: Path
 ) -> Path:
-    engine = resources.tts_engine(config.tts.engine, config.tts.voice)
-    synthesize.synthesize_probe_shard(
-        probes_shard, out_path, quarantine_path, engine, config.tts, config.output
-    )
+    speech = resources.speech_service(config.tts, config.output.audio_format, config.run.seed)
+    synthesize.synthesize_probe_shard(probes_shard, out_path, quarantine_path, speech)
     return out_path
 
 
@@ -121,31 +155,115 @@ def score_task(
     out_path: Path,
     placeholder_dirs: tuple[tuple[str, Path], ...],
 ) -> Path:
-    scorer = resources.scorer(config.models, placeholder_dirs)
-    score.score_shard(probes_shard, clips_shard, out_path, scorer)
+    scored = score.score_shard_once(
+        probes_shard,
+        clips_shard,
+        out_path,
+        resources.model_ids(config.models, placeholder_dirs),
+        score.scoring_settings(config.models),
+        lambda: resources.scorer(config.models, placeholder_dirs),
+    )
+    if not scored:
+        get_run_logger().info("%s: scored earlier from the same inputs; kept", out_path.name)
+    return out_path
+
+
+@stage_task("gather-probe-embeddings")
+def probe_embeddings_task(probe_shards: list[Path], embeddings: list[Path], out_path: Path) -> Path:
+    propagate.write_probe_embeddings(probe_shards, embeddings, out_path)
+    return out_path
+
+
+@stage_task("check-gap-propagation")
+def propagation_check_task(config: RunConfig, scores: list[Path], probe_embeddings: Path) -> str:
+    """How well k-NN propagation predicts held-out scored probes, as a manifest note."""
+    probes = propagate.load_scored_probes(scores, probe_embeddings)
+    k = config.propagate.neighbors
+    if len(probes.values) < 3:
+        return f"gap propagation: only {len(probes.values)} scored probes, no held-out check"
+    rho = propagate.held_out_rank_correlation(probes, k)
+    return (
+        f"gap propagation: Spearman rank correlation {rho:.3f} between measured and "
+        f"leave-one-out estimated misalignment of {len(probes.values)} scored probes (k = {k})"
+    )
+
+
+@stage_task("estimate-gaps-shard")
+def gaps_task(
+    config: RunConfig,
+    assignments_shard: Path,
+    embedding_shard: Path,
+    scores: list[Path],
+    probe_embeddings: Path,
+    out_path: Path,
+) -> Path:
+    probes = propagate.load_scored_probes(scores, probe_embeddings)
+    propagate.estimate_shard(
+        assignments_shard, embedding_shard, probes, config.propagate.neighbors, out_path
+    )
     return out_path
 
 
 @stage_task("select")
 def select_task(
     config: RunConfig,
-    assignments: list[Path],
-    corpus_shards: list[Path],
-    scores: list[Path],
+    inputs: select.SelectInputs,
     layout: RunLayout,
-) -> tuple[int, list[str]]:
-    pool = probe.load_pool(assignments, corpus_shards)
-    selection, gaps = select.select_round(
-        pool,
-        scores,
-        config.cluster.k,
-        config.select,
-        config.run.seed,
-        0,
-        layout.selection(0),
-        layout.cluster_stats,
+    placeholder_dirs: tuple[tuple[str, Path], ...],
+) -> select.SelectOutcome:
+    tokens = None
+    if config.select.budget_unit == "tokens":
+        teacher = resources.scorer(config.models, placeholder_dirs).teacher
+        tokens = select.token_counter(teacher.tokenizer)
+    outcome = select.select_round(inputs, config, layout, tokens)
+    get_run_logger().info(
+        "round %d: %d texts selected (%.6g of %g %s); cluster sizes %d to %d",
+        layout.round_index,
+        outcome.selected,
+        outcome.spent,
+        outcome.limit,
+        outcome.unit,
+        outcome.counts["cluster_size_min"],
+        outcome.counts["cluster_size_max"],
     )
-    return selection.num_rows, gaps.notes
+    return outcome
+
+
+@stage_task("record-round")
+def record_task(
+    config: RunConfig,
+    layout: RunLayout,
+    inputs: ledger.RoundInputs,
+    outcome: select.SelectOutcome,
+    shards: list[Path],
+    tts_quarantine: list[Path],
+    scores: list[Path],
+) -> ledger.RoundRecord:
+    """Add the round to the ledger: what it picked, what became of each text, and why."""
+    selection = select.read_selection(layout.selection(layout.round_index))
+    failed = ledger.failed_texts(tts_quarantine)
+    rows = ledger.ledger_rows(layout, selection, shards, failed)
+    models = scoring_model_ids(scores)
+    record = ledger.RoundRecord(
+        round=layout.round_index,
+        config_hash=config.config_hash(),
+        config=config.model_dump(mode="json"),
+        strategy=config.select.strategy,
+        budget_unit=outcome.unit,
+        budget_limit=outcome.limit,
+        budget_spent=outcome.spent,
+        teacher_id=models.get("teacher"),
+        student_id=models.get("student"),
+        selected=outcome.selected,
+        synthesized=len(selection) - len(failed),
+        tts_failed=len(failed),
+        shards=[str(p.relative_to(layout.root)) for p in shards],
+        inputs=inputs,
+        gap_source=outcome.gap_source,
+        speech_rate=asdict(outcome.speech_rate),
+        notes=outcome.notes,
+    )
+    return ledger.record_round(layout, record, rows)
 
 
 @stage_task("synthesize-shard")
@@ -157,11 +275,9 @@ def shard_task(
     out_path: Path,
     quarantine_path: Path,
 ) -> tuple[Path | None, int]:
-    engine = resources.tts_engine(config.tts.engine, config.tts.voice)
+    speech = resources.speech_service(config.tts, config.output.audio_format, config.run.seed)
     selection = select.read_selection(selection_path).slice(start, stop - start)
-    result = synthesize.synthesize_output_shard(
-        selection, out_path, quarantine_path, engine, config.tts, config.output
-    )
+    result = synthesize.synthesize_output_shard(selection, out_path, quarantine_path, speech)
     get_run_logger().info(
         "%s: %d clips, %.1f s of audio, %d quarantined",
         out_path.name,
@@ -187,84 +303,155 @@ def manifest_task(
     models = {
         **scoring_model_ids(scores),
         "embedder": config.embed.model,
-        "tts": f"{config.tts.engine}:{config.tts.voice}",
+        "tts": ", ".join(f"{v.engine}:{v.voice or 'default'}" for v in config.tts.voice_specs()),
     }
     return write_manifest(config, layout, shards, models, counts, notes, flow_run_id)
 
 
+@stage_task("publish-audit-summary")
+def audit_summary_task(layout: RunLayout) -> None:
+    """The run's summary and cluster table as artifacts on this flow run (Prefect UI)."""
+    publish_audit_summary(layout.root)
+
+
 @flow(name="saladpipe-round", validate_parameters=False)
-def salad_round(config: RunConfig) -> Manifest:
-    """Ingest, embed, cluster, probe, score, select, synthesize and write one round."""
+def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
+    """Round 0: ingest, embed, cluster, probe, score, select, synthesize and write.
+
+    A later round reuses round 0's corpus, embeddings, clusters and probe clips,
+    re-scores the probes with the configured student, and selects a fresh budget
+    among the texts the ledger does not hold.
+    """
     from prefect.runtime import flow_run
 
     log = get_run_logger()
-    layout = RunLayout(config.output_path())
+    layout = RunLayout(config.output_path()).for_round(round_index)
     write_text(config.model_dump_json(indent=2), layout.config_copy)
-    placeholders = is_builtin(config.models.teacher.source) or is_builtin(
-        config.models.student.source
-    )
+    placeholders = builtin_models.uses_placeholders(config.models)
     if placeholders:
         log.warning(PLACEHOLDER_WARNING)
 
-    stats = ingest_task(config, layout)
-    log.info(
-        "ingest: %d rows read, %d kept, quarantined %s",
-        stats.read,
-        stats.kept,
-        stats.quarantined or "none",
+    if round_index == 0:
+        stats = ingest_task(config, layout)
+        log.info(
+            "ingest: %d rows read, %d kept, quarantined %s",
+            stats.read,
+            stats.kept,
+            stats.quarantined or "none",
+        )
+        corpus_shards = stats.shards
+        embeddings = [
+            embed_task(config, s, layout.embeddings_shard(i)) for i, s in enumerate(corpus_shards)
+        ]
+        centroids = fit_task(config, embeddings, layout.centroids)
+        assignment_paths = [layout.assignments_shard(i) for i in range(len(embeddings))]
+        if config.cluster.method == "balanced":
+            preferences = [
+                preferences_task(e, centroids, layout.cluster_preferences(i))
+                for i, e in enumerate(embeddings)
+            ]
+            assignments = balance_task(embeddings, preferences, centroids, assignment_paths)
+        else:
+            assignments = [
+                assign_task(e, centroids, p)
+                for e, p in zip(embeddings, assignment_paths, strict=True)
+            ]
+        probe_shards = probes_task(config, assignments, corpus_shards, layout)
+        clips = [
+            probe_tts_task(
+                config, p, layout.probe_clips_shard(i), layout.quarantine("probe_tts", i)
+            )
+            for i, p in enumerate(probe_shards)
+        ]
+        pool_files = ledger.RoundInputs.of(
+            layout.root,
+            corpus_shards,
+            embeddings,
+            assignments,
+            probe_shards,
+            clips,
+            {
+                "corpus_rows_read": stats.read,
+                "corpus_texts": stats.kept,
+                "quarantined_ingest": sum(stats.quarantined.values()),
+            },
+        )
+    else:
+        stale = ledger.clear_unfinished_round(layout)
+        if stale:
+            log.info("round %d: removed %d files of an unfinished attempt", round_index, len(stale))
+        pool_files = ledger.finished_rounds(layout)[0].inputs
+        corpus_shards = pool_files.paths(layout.root, "corpus")
+        embeddings = pool_files.paths(layout.root, "embeddings")
+        assignments = pool_files.paths(layout.root, "assignments")
+        probe_shards = pool_files.paths(layout.root, "probes")
+        clips = pool_files.paths(layout.root, "clips")
+        log.info("round %d: reusing the pool and probes of round 0", round_index)
+    placeholder_dirs = (
+        builtin_models_task(config, corpus_shards)
+        if builtin_models.builtin_names(config.models)
+        else ()
     )
-    embeddings = [
-        embed_task(config, s, layout.embeddings_shard(i)) for i, s in enumerate(stats.shards)
-    ]
-    centroids = fit_task(config, embeddings, layout.centroids)
-    assignments = [
-        assign_task(e, centroids, layout.assignments_shard(i)) for i, e in enumerate(embeddings)
-    ]
-    probe_shards = probes_task(config, assignments, stats.shards, layout)
-    placeholder_dirs = placeholder_task(config, stats.shards) if placeholders else ()
-    clips = [
-        probe_tts_task(config, p, layout.probe_clips_shard(i), layout.quarantine("probe_tts", i))
-        for i, p in enumerate(probe_shards)
-    ]
+    trained_note = builtin_models.trained_note(dict(placeholder_dirs))
+    if trained_note:
+        log.info(trained_note)
     scores = [
         score_task(config, p, c, layout.scores_shard(i), placeholder_dirs)
         for i, (p, c) in enumerate(zip(probe_shards, clips, strict=True))
     ]
-    selected, notes = select_task(config, assignments, stats.shards, scores, layout)
+    probe_vectors = probe_embeddings_task(probe_shards, embeddings, layout.probe_embeddings)
+    propagation_note = propagation_check_task(config, scores, probe_vectors)
+    for i, (a, e) in enumerate(zip(assignments, embeddings, strict=True)):
+        gaps_task(config, a, e, scores, probe_vectors, layout.gap_estimates_shard(i))
+    log.info(propagation_note)
+    inputs = select.SelectInputs(corpus_shards, assignments, embeddings, scores, clips)
+    outcome = select_task(config, inputs, layout, placeholder_dirs)
+    selected = outcome.selected
+    notes = [*outcome.notes, propagation_note]
     shard_rows = config.output.shard_rows
+    tts_quarantine = [
+        layout.quarantine("tts", i) for i in range(len(range(0, selected, shard_rows)))
+    ]
     outputs = [
         shard_task(
             config,
-            layout.selection(0),
+            layout.selection(round_index),
             start,
             min(start + shard_rows, selected),
             layout.output_shard(i),
-            layout.quarantine("tts", i),
+            tts_quarantine[i],
         )
         for i, start in enumerate(range(0, selected, shard_rows))
     ]
     shards = [path for path, _ in outputs if path is not None]
+    record_task(config, layout, pool_files, outcome, shards, tts_quarantine, scores)
     counts = {
-        "corpus_rows_read": stats.read,
-        "corpus_texts": stats.kept,
-        "quarantined_ingest": sum(stats.quarantined.values()),
+        **pool_files.counts,
         "clusters": config.cluster.k,
-        "selected": selected,
+        "round": round_index,
+        **outcome.counts,
         "synthesized": sum(n for _, n in outputs),
         "shards": len(shards),
     }
     if placeholders:
         notes = [PLACEHOLDER_WARNING, *notes]
+    if trained_note:
+        notes = [trained_note, *notes]
+    # The manifest describes the whole folder: the shards of every round so far.
+    all_shards = [
+        layout.root / s for record in ledger.finished_rounds(layout) for s in record.shards
+    ]
     manifest = manifest_task(
         config,
         layout,
-        shards,
+        all_shards,
         probe_shards,
         scores,
         counts,
         notes,
         str(flow_run.id) if flow_run.id else None,
     )
+    audit_summary_task(layout)
     log.info(
         "run %s: %d of %d selected texts synthesized into %d shards; manifest %s",
         config.run.name,
@@ -276,11 +463,14 @@ def salad_round(config: RunConfig) -> Manifest:
     return manifest
 
 
-def run_round(config: RunConfig) -> RoundResult:
+def run_round(config: RunConfig, round_index: int = 0) -> RoundResult:
     """Run the flow against the configured Prefect API, or a local server started for it."""
     layout = RunLayout(config.output_path())
     layout.state.mkdir(parents=True, exist_ok=True)
     logging.getLogger("saladpipe").setLevel(logging.INFO)
-    with prefect_api(config.prefect.api_url, layout.state):
-        manifest: Any = salad_round(config)
+    try:
+        with prefect_api(config.prefect.api_url, layout.state):
+            manifest: Any = salad_round(config, round_index)
+    finally:
+        resources.close_speech_services()
     return RoundResult(layout.root, manifest)

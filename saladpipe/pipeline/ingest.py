@@ -35,6 +35,8 @@ class RawRow:
     domain: str | None
     source: str
     problem: str | None = None
+    # Where the continuation starts, for a corpus read with split columns.
+    prefix_chars: int | None = None
 
 
 @dataclass
@@ -154,7 +156,7 @@ def read_text(path: Path, cfg: CorpusSection) -> Iterator[RawRow]:
             )
 
 
-_READERS = {"parquet": read_parquet, "jsonl": read_jsonl, "text": read_text}
+READERS = {"parquet": read_parquet, "jsonl": read_jsonl, "text": read_text}
 
 
 def _decoded(row: RawRow) -> str | None:
@@ -198,11 +200,21 @@ class _ShardWriter:
         self.layout = layout
         self.shard_rows = shard_rows
         self.rows: dict[str, list[Any]] = {name: [] for name in tables.CORPUS.names}
+        self.prefix_chars: list[int] = []
         self.paths: list[Path] = []
 
-    def add(self, text_id: str, text: str, domain: str | None, source: str) -> None:
+    def add(
+        self,
+        text_id: str,
+        text: str,
+        domain: str | None,
+        source: str,
+        prefix_chars: int | None = None,
+    ) -> None:
         for name, value in zip(tables.CORPUS.names, (text_id, text, domain, source), strict=True):
             self.rows[name].append(value)
+        if prefix_chars is not None:
+            self.prefix_chars.append(prefix_chars)
         if len(self.rows["text_id"]) >= self.shard_rows:
             self.flush()
 
@@ -210,20 +222,43 @@ class _ShardWriter:
         if not self.rows["text_id"]:
             return
         path = self.layout.corpus_shard(len(self.paths))
+        if self.prefix_chars:
+            splits = {"text_id": self.rows["text_id"], "prefix_chars": self.prefix_chars}
+            write_table(
+                pa.table(splits),
+                self.layout.corpus_splits_shard(len(self.paths)),
+                tables.CORPUS_SPLITS,
+            )
         write_table(pa.table(self.rows), path, tables.CORPUS)
         self.paths.append(path)
         self.rows = {name: [] for name in tables.CORPUS.names}
+        self.prefix_chars = []
 
 
-def ingest(cfg: CorpusSection, corpus_path: Path, layout: RunLayout) -> IngestStats:
-    """Read every corpus file, write corpus shards and the ingest quarantine."""
+def ingest(
+    cfg: CorpusSection,
+    corpus_path: Path,
+    layout: RunLayout,
+    split_columns: tuple[str, str] | None = None,
+) -> IngestStats:
+    """Read every corpus file, write corpus shards and the ingest quarantine.
+
+    With `split_columns` (prefix, continuation) each text is read from those two
+    columns, and where it splits is written beside each corpus shard.
+    """
     fmt_files = [(detect_format(p, cfg.format), p) for p in input_files(corpus_path, cfg.format)]
     stats = IngestStats()
     writer = _ShardWriter(layout, cfg.shard_rows)
     rejected: list[dict[str, Any]] = []
     seen: set[str] = set()
     for fmt, path in fmt_files:
-        for row in _READERS[fmt](path, cfg):
+        if split_columns is None:
+            rows = READERS[fmt](path, cfg)
+        else:
+            from saladpipe.pipeline.split_columns import split_rows  # imports this module
+
+            rows = split_rows(READERS[fmt], fmt, path, cfg, split_columns)
+        for row in rows:
             stats.read += 1
             text = usable_text(row, cfg.max_chars)
             if not isinstance(text, Rejected) and row.text_id in seen:
@@ -242,7 +277,7 @@ def ingest(cfg: CorpusSection, corpus_path: Path, layout: RunLayout) -> IngestSt
                 )
                 continue
             seen.add(row.text_id)
-            writer.add(row.text_id, text, row.domain, row.source)
+            writer.add(row.text_id, text, row.domain, row.source, row.prefix_chars)
             stats.kept += 1
     writer.flush()
     stats.shards = writer.paths

@@ -1,7 +1,8 @@
 """Probe: draw a few texts of each cluster and split each into spoken prefix and text continuation.
 
 The student hears the prefix and must predict the continuation as the teacher
-would having read the prefix; the split rule is part of the config.
+would having read the prefix; the split rule is part of the config: by a fraction
+of the words, by a number of words, or where the corpus's split columns put it.
 """
 
 from __future__ import annotations
@@ -14,16 +15,23 @@ import pyarrow.compute as pc
 
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.config import ProbeSection
+from saladpipe.data_schemas.errors import SchemaError
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.data_schemas.layout import RunLayout
+from saladpipe.pipeline.split_columns import read_splits
 
 
-def split_text(text: str, cfg: ProbeSection) -> tuple[str, str]:
+def split_text(text: str, cfg: ProbeSection, prefix_chars: int | None = None) -> tuple[str, str]:
     """Split at a word boundary; both sides keep at least one word when the text has two.
 
     `fraction` puts round(n · prefix_fraction) words in the prefix, `words` a fixed count.
     A one-word text has an empty continuation, which scoring reports per row.
+    `columns` splits after the first `prefix_chars` characters, as the corpus gave it.
     """
+    if cfg.split == "columns":
+        if prefix_chars is None:
+            raise SchemaError("probe.split = 'columns' but the text has no split position")
+        return text[:prefix_chars].strip(), text[prefix_chars:].strip()
     words = text.split()
     if len(words) < 2:
         return text.strip(), ""
@@ -34,8 +42,27 @@ def split_text(text: str, cfg: ProbeSection) -> tuple[str, str]:
     return " ".join(words[:cut]), " ".join(words[cut:])
 
 
-def load_pool(assignment_shards: list[Path], corpus_shards: list[Path]) -> pa.Table:
-    """The whole pool as one table: text_id, cluster, text, domain (texts in corpus order)."""
+def split_columns(cfg: ProbeSection) -> tuple[str, str] | None:
+    """The (prefix, continuation) columns ingest must read, when the split rule is columns."""
+    return (cfg.prefix_column, cfg.continuation_column) if cfg.split == "columns" else None
+
+
+def split_shards(cfg: ProbeSection, corpus_shards: list[Path], layout: RunLayout) -> list[Path]:
+    """The split positions beside each corpus shard; none unless the split rule is columns."""
+    if cfg.split != "columns":
+        return []
+    return [layout.corpus_splits_shard(i) for i in range(len(corpus_shards))]
+
+
+def load_pool(
+    assignment_shards: list[Path],
+    corpus_shards: list[Path],
+    splits: list[Path] | None = None,
+) -> pa.Table:
+    """The whole pool as one table: text_id, cluster, text, domain (texts in corpus order).
+
+    With `splits` (of a split-column corpus) it also has each text's prefix_chars.
+    """
     assignments = pa.concat_tables(
         [
             read_table(p, tables.ASSIGNMENTS, columns=["text_id", "cluster"])
@@ -45,8 +72,11 @@ def load_pool(assignment_shards: list[Path], corpus_shards: list[Path]) -> pa.Ta
     corpus = pa.concat_tables(
         [read_table(p, tables.CORPUS, columns=["text_id", "text", "domain"]) for p in corpus_shards]
     )
+    corpus_order = corpus.column("text_id")
+    if splits:
+        corpus = corpus.join(read_splits(splits), keys="text_id", join_type="left outer")
     joined = corpus.join(assignments, keys="text_id", join_type="inner")
-    order = pc.index_in(corpus.column("text_id"), value_set=joined.column("text_id"))
+    order = pc.index_in(corpus_order, value_set=joined.column("text_id"))
     return joined.take(pc.drop_null(order))
 
 
@@ -61,7 +91,15 @@ def draw_probes(pool: pa.Table, cfg: ProbeSection, seed: int, layout: RunLayout)
             np.sort(rng.choice(members, size=min(cfg.per_cluster, members.size), replace=False))
         )
     chosen = pool.take(pa.array(np.concatenate(picks)))
-    splits = [split_text(t, cfg) for t in chosen.column("text").to_pylist()]
+    prefix_chars = (
+        chosen.column("prefix_chars").to_pylist()
+        if "prefix_chars" in chosen.column_names
+        else [None] * chosen.num_rows
+    )
+    splits = [
+        split_text(t, cfg, chars)
+        for t, chars in zip(chosen.column("text").to_pylist(), prefix_chars, strict=True)
+    ]
     probes = pa.table(
         {
             "text_id": chosen.column("text_id"),

@@ -6,10 +6,10 @@ import functools
 import os
 from pathlib import Path
 
-from saladpipe.data_schemas.config import ModelsSection, is_builtin
+from saladpipe.data_schemas.config import ModelsSection, TTSSection
 from saladpipe.pipeline.embed import Embedder
 from saladpipe.pipeline.scoring import DistillationScorer
-from saladpipe.tts import TTSEngine, create_engine
+from saladpipe.tts import SpeechService
 
 
 def cache_dir() -> Path:
@@ -19,19 +19,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "saladpipe"
 
 
-def uses_placeholders(models: ModelsSection) -> bool:
-    """True when teacher or student is a builtin placeholder with meaningless weights."""
-    return is_builtin(models.teacher.source) or is_builtin(models.student.source)
-
-
 @functools.cache
 def embedder(source: str, device: str, batch_size: int) -> Embedder:
     return Embedder(source, device, batch_size)
 
 
-@functools.cache
-def tts_engine(engine: str, voice: str) -> TTSEngine:
-    return create_engine(engine, voice)
+_speech: dict[tuple[TTSSection, str, int], SpeechService] = {}
+
+
+def speech_service(tts: TTSSection, audio_format: str, seed: int) -> SpeechService:
+    """The TTS worker processes of a config, started on first use and kept for every shard."""
+    key = (tts, audio_format, seed)
+    if key not in _speech:
+        _speech[key] = SpeechService(tts, audio_format, seed)
+    return _speech[key]
+
+
+def close_speech_services() -> None:
+    """Stop the TTS worker processes; called when a run ends."""
+    while _speech:
+        _speech.popitem()[1].close()
 
 
 @functools.cache
@@ -45,5 +52,23 @@ def scorer(
     teacher = load_teacher(models.teacher, models.device, models.dtype, builtin)
     student = load_student(models.student, models.device, models.dtype, builtin)
     return DistillationScorer(
-        teacher, student, batch_size=models.batch_size, max_tokens=models.max_tokens
+        teacher,
+        student,
+        batch_tokens=models.batch_tokens,
+        batch_size=models.batch_size,
+        max_tokens=models.max_tokens,
+        forgetting=models.forgetting,
+    )
+
+
+@functools.cache
+def model_ids(
+    models: ModelsSection, placeholder_dirs: tuple[tuple[str, Path], ...]
+) -> tuple[str, str]:
+    """Teacher and student ids without loading weights, to find finished score shards."""
+    from saladpipe.pipeline.models.loading import model_id
+
+    builtin = dict(placeholder_dirs)
+    return model_id(models.teacher, "teacher", builtin), model_id(
+        models.student, "student", builtin
     )

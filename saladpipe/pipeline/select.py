@@ -1,18 +1,57 @@
-"""Select: per-cluster gap from the scored probes, then the configured strategy under the budget."""
+"""Select: the pool with its gaps, the configured strategy under the budget, a reason per pick.
+
+Reads the pool (corpus + assignments), this round's probe scores, per-text gap
+estimates when propagation wrote them, the ledger of earlier rounds and the
+configured exclusions. Writes the selection (SELECTION: every pick with its
+cluster, gaps, probability and rank), the per-cluster statistics (CLUSTER_STATS)
+and every text it skipped with the reason (quarantine, stage `select`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from saladpipe.data_schemas import tables
-from saladpipe.data_schemas.config import SelectSection
+from saladpipe.data_schemas.config import ExcludeSection, RunConfig, SelectSection
+from saladpipe.data_schemas.errors import ConfigError, SchemaError
 from saladpipe.data_schemas.io import read_table, write_table
-from saladpipe.selectors import Pool, SelectionError, create_strategy
+from saladpipe.data_schemas.layout import RunLayout
+from saladpipe.pipeline.ledger import STATUS_SYNTHESIZED, read_ledger
+from saladpipe.pipeline.probe import load_pool
+from saladpipe.pipeline.quarantine import quarantine_table
+from saladpipe.pipeline.vector_lookup import EmbeddingLookup
+from saladpipe.selectors import (
+    Budget,
+    Exclusions,
+    NearDuplicates,
+    Picks,
+    Pool,
+    SelectionError,
+    SpeechRate,
+    create_strategy,
+    explored_gaps,
+    find_exclusions,
+    fit_speech_rate,
+)
+
+#: Token count of each text in the teacher's tokenizer.
+TokenCounter = Callable[[list[str]], list[int]]
+
+
+def token_counter(tokenizer: Any) -> TokenCounter:
+    """Count tokens with a Hugging Face tokenizer (no special tokens: the text's own)."""
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    return count
 
 
 @dataclass
@@ -57,44 +96,259 @@ def cluster_gaps(pool_clusters: np.ndarray, k: int, scores: pa.Table) -> Cluster
     return gaps
 
 
-def select_round(
-    pool: pa.Table,
-    score_shards: list[Path],
-    k: int,
-    cfg: SelectSection,
-    seed: int,
-    round_index: int,
-    selection_path: Path,
-    stats_path: Path,
-) -> tuple[pa.Table, ClusterGaps]:
-    """Pick texts from the pool and write the selection and the per-cluster statistics."""
-    scores = pa.concat_tables([read_table(p, tables.SCORES) for p in score_shards])
-    clusters = pool.column("cluster").to_numpy().astype(np.int64)
-    gaps = cluster_gaps(clusters, k, scores)
-    gap = gaps.filled()
-    strategy = create_strategy(cfg)
-    picks = strategy.select(Pool(clusters, gap), cfg.budget_texts, np.random.default_rng(seed))
-    if cfg.budget_texts > pool.num_rows:
-        gaps.notes.append(
-            f"budget of {cfg.budget_texts} texts exceeds the pool; took all {pool.num_rows}"
+@dataclass(frozen=True)
+class SelectInputs:
+    """The files a round selects from."""
+
+    corpus: list[Path]
+    assignments: list[Path]
+    embeddings: list[Path]
+    scores: list[Path]
+    clips: list[Path]
+
+
+@dataclass(frozen=True)
+class SelectOutcome:
+    """What a round picked, what it spent, and the notes for the manifest."""
+
+    selected: int
+    spent: float
+    unit: str
+    limit: float
+    gap_source: str  # "text" (propagated estimates) or "cluster"
+    speech_rate: SpeechRate
+    notes: list[str]
+    counts: dict[str, int]
+
+
+def text_gaps(layout: RunLayout, shards: int, text_ids: pa.Array) -> tuple[np.ndarray | None, str]:
+    """Per-text gap estimates of this round, when propagation wrote them for every shard."""
+    paths = [layout.gap_estimates_shard(i) for i in range(shards)]
+    if not paths or not all(p.is_file() for p in paths):
+        return None, (
+            "no per-text gap estimates for this round: every text carries its cluster's gap"
         )
-    chosen = pool.take(pa.array(picks.indices))
-    chosen_clusters = clusters[picks.indices]
+    table = pa.concat_tables(
+        [read_table(p, tables.GAP_ESTIMATES, columns=["text_id", "gap"]) for p in paths]
+    )
+    position = pc.index_in(text_ids, value_set=table.column("text_id").combine_chunks())
+    if position.null_count:
+        missing = text_ids.filter(pc.is_null(position))[0].as_py()
+        raise SchemaError(f"{paths[0].parent}: no gap estimate for pool text {missing!r}")
+    gaps = table.column("gap").to_numpy()[position.to_numpy(zero_copy_only=False)]
+    return np.asarray(gaps, dtype=np.float64), "per-text gap estimates from propagation"
+
+
+def speech_rate(clips: list[Path], ledger: pa.Table) -> SpeechRate:
+    """Seconds per character, fitted on the probe clips and every clip earlier rounds made."""
+    chars: list[np.ndarray] = []
+    seconds: list[np.ndarray] = []
+    for path in clips:
+        table = read_table(path, tables.CLIPS, columns=["spoken_text", "duration_s"])
+        chars.append(pc.utf8_length(table.column("spoken_text")).to_numpy())
+        seconds.append(table.column("duration_s").to_numpy())
+    made = ledger.filter(pc.equal(ledger.column("status"), STATUS_SYNTHESIZED))
+    chars.append(made.column("n_chars").to_numpy())
+    seconds.append(made.column("duration_s").to_numpy())
+    return fit_speech_rate(np.concatenate(chars), np.concatenate(seconds))
+
+
+def make_budget(
+    cfg: SelectSection, texts: pa.ChunkedArray, rate: SpeechRate, tokens: TokenCounter | None
+) -> Budget:
+    """The round's budget in its configured unit, with each text's cost in that unit."""
+    if cfg.budget_unit == "texts":
+        return Budget(cfg.budget_texts, "texts")
+    if cfg.budget_unit == "audio_hours":
+        n_chars = pc.utf8_length(texts).to_numpy()
+        return Budget(
+            cfg.budget_audio_hours, "audio hours", lambda rows: rate.seconds(n_chars[rows]) / 3600
+        )
+    if tokens is None:
+        raise ConfigError("config error: select.budget_unit: tokens needs the teacher's tokenizer")
+    counter = tokens
+    return Budget(
+        cfg.budget_tokens,
+        "tokens",
+        lambda rows: np.asarray(counter(texts.take(pa.array(rows)).to_pylist()), np.float64),
+    )
+
+
+def find_configured_exclusions(
+    cfg: ExcludeSection, text_ids: pa.Array, clusters: np.ndarray, k: int
+) -> Exclusions:
+    """Rows and clusters the config excludes: named ones and those failing the ASR check."""
+    named = list(cfg.texts)
+    if cfg.texts_file is not None:
+        lines = cfg.texts_file.read_text(encoding="utf-8").splitlines()
+        named.extend(line.strip() for line in lines if line.strip())
+    named_rows = _rows_of(text_ids, pa.array(named, pa.string()))
+    cer_rows = cer = None
+    if cfg.asr_cer_table is not None:
+        table = _read_cer(cfg.asr_cer_table)
+        cer_rows = _rows_of(text_ids, table.column("text_id").combine_chunks())
+        known = cer_rows >= 0
+        cer_rows, cer = cer_rows[known], table.column("cer").to_numpy()[known]
+    return find_exclusions(
+        clusters,
+        k,
+        named_rows=named_rows[named_rows >= 0],
+        named_clusters=cfg.clusters,
+        cer_rows=cer_rows,
+        cer=cer,
+        max_cer=cfg.max_cer,
+        max_cluster_cer=cfg.max_cluster_cer,
+    )
+
+
+def _read_cer(path: Path) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ConfigError(f"config error: select.exclude.asr_cer_table: {path}: {exc}") from None
+    for name, kind in (("text_id", pa.string()), ("cer", pa.float64())):
+        if name not in table.column_names:
+            raise ConfigError(
+                f"config error: select.exclude.asr_cer_table: {path} has no {name!r} column"
+            )
+        try:
+            table = table.set_column(
+                table.column_names.index(name), name, table.column(name).cast(kind)
+            )
+        except pa.ArrowInvalid as exc:
+            raise ConfigError(
+                f"config error: select.exclude.asr_cer_table: {path}: column {name!r}: {exc}"
+            ) from None
+    if table.column("cer").null_count:
+        raise ConfigError(f"config error: select.exclude.asr_cer_table: {path}: null cer values")
+    return table
+
+
+def _rows_of(text_ids: pa.Array, wanted: pa.Array) -> np.ndarray:
+    """Pool row of each wanted id, -1 where the pool does not hold it."""
+    position = pc.index_in(wanted, value_set=text_ids)
+    return np.asarray(pc.fill_null(position, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def select_round(
+    inputs: SelectInputs,
+    config: RunConfig,
+    layout: RunLayout,
+    tokens: TokenCounter | None = None,
+) -> SelectOutcome:
+    """Pick this round's texts; write the selection, the cluster statistics and the skips."""
+    cfg, k, round_index = config.select, config.cluster.k, layout.round_index
+    strategy = create_strategy(cfg)
+    table = load_pool(inputs.assignments, inputs.corpus)
+    text_ids = table.column("text_id").combine_chunks()
+    clusters = table.column("cluster").to_numpy().astype(np.int64)
+    scores = pa.concat_tables([read_table(p, tables.SCORES) for p in inputs.scores])
+    gaps = cluster_gaps(clusters, k, scores)
+    notes = list(gaps.notes)
+    measured = gaps.filled()
+    seed = config.run.seed
+    gap_used = explored_gaps(
+        gaps.gap_mean,
+        gaps.gap_std,
+        gaps.probe_count,
+        cfg.exploration,
+        cfg.exploration_weight,
+        np.random.default_rng([seed, round_index, 1]),
+    )
+    own_gap, gap_note = text_gaps(layout, len(inputs.assignments), text_ids)
+    notes.append(gap_note)
+
+    ledger = read_ledger(layout, before=round_index)
+    earlier = pc.is_in(text_ids, value_set=ledger.column("text_id").combine_chunks())
+    earlier_mask = np.asarray(earlier.to_numpy(zero_copy_only=False), dtype=bool)
+    exclusions = find_configured_exclusions(cfg.exclude, text_ids, clusters, k)
+    eligible = ~earlier_mask & exclusions.eligible(clusters)
+
+    needs_vectors = strategy.needs_vectors or cfg.near_duplicate_threshold is not None
+    lookup = EmbeddingLookup(inputs.embeddings, text_ids) if needs_vectors else None
+    pool = Pool(clusters, gap_used, own_gap, eligible, lookup)
+    rate = speech_rate(inputs.clips, ledger)
+    budget = make_budget(cfg, table.column("text"), rate, tokens)
+    dedup = None
+    if cfg.near_duplicate_threshold is not None and lookup is not None:
+        dedup = NearDuplicates(cfg.near_duplicate_threshold, lookup, np.flatnonzero(earlier_mask))
+    picks = strategy.select(pool, budget, np.random.default_rng([seed, round_index]), dedup)
+
+    own = own_gap if own_gap is not None else measured[clusters]
+    _write_selection(layout, table, picks, measured, own, strategy.name)
+    _write_cluster_stats(layout, gaps, pool, picks, gap_used, exclusions)
+    skipped = _write_skipped(layout, table, exclusions, picks, earlier_mask, cfg)
+    notes.extend(_pool_notes(gaps, pool, exclusions, int(earlier_mask.sum())))
+    notes.extend(picks.notes)
+    notes.append(f"round {round_index}: spent {picks.spent:.6g} of {budget.limit:g} {budget.unit}")
+    if cfg.budget_unit == "audio_hours":
+        source = (
+            f"fitted on {rate.samples} clips" if rate.samples else "default, nothing spoken yet"
+        )
+        notes.append(
+            f"audio estimated as {rate.intercept_s:.3f} s + {rate.per_char_s:.4f} s per "
+            f"character ({source})"
+        )
+    counts = gaps.counts
+    return SelectOutcome(
+        selected=int(picks.indices.size),
+        spent=picks.spent,
+        unit=budget.unit,
+        limit=float(budget.limit),
+        gap_source="text" if own_gap is not None else "cluster",
+        speech_rate=rate,
+        notes=notes,
+        counts={
+            "selected": int(picks.indices.size),
+            "eligible": int(eligible.sum()),
+            "ledger_texts": int(earlier_mask.sum()),
+            "excluded_texts": int(skipped.get("excluded", 0)),
+            "near_duplicates": int(picks.duplicates.size),
+            "cluster_size_min": int(counts.min()),
+            "cluster_size_max": int(counts.max()),
+        },
+    )
+
+
+def _write_selection(
+    layout: RunLayout,
+    table: pa.Table,
+    picks: Picks,
+    measured: np.ndarray,
+    own_gap: np.ndarray,
+    strategy: str,
+) -> None:
+    rows = picks.indices
+    chosen = table.take(pa.array(rows))
+    picked_clusters = table.column("cluster").to_numpy()[rows]
     selection = pa.table(
         {
             "text_id": chosen.column("text_id"),
             "text": chosen.column("text"),
             "domain": chosen.column("domain"),
-            "cluster": pa.array(chosen_clusters.astype(np.int32)),
-            "cluster_gap": pa.array(gap[chosen_clusters]),
-            "gap_score": pa.array(gap[chosen_clusters]),
-            "selection_round": pa.array(np.full(len(picks.indices), round_index, np.int32)),
-            "strategy": [strategy.name] * len(picks.indices),
+            "cluster": pa.array(picked_clusters.astype(np.int32)),
+            "cluster_gap": pa.array(measured[picked_clusters]),
+            "gap_score": pa.array(own_gap[rows]),
+            "selection_round": pa.array(np.full(rows.size, layout.round_index, np.int32)),
+            "strategy": pa.array([strategy] * rows.size, pa.string()),
             "probability": pa.array(picks.probability),
-            "rank": pa.array(np.arange(len(picks.indices), dtype=np.int64)),
+            "rank": pa.array(np.arange(rows.size, dtype=np.int64)),
         }
     )
-    write_table(selection, selection_path, tables.SELECTION)
+    write_table(selection, layout.selection(layout.round_index), tables.SELECTION)
+
+
+def _write_cluster_stats(
+    layout: RunLayout,
+    gaps: ClusterGaps,
+    pool: Pool,
+    picks: Picks,
+    gap_used: np.ndarray,
+    exclusions: Exclusions,
+) -> None:
+    k = pool.num_clusters
     stats = pa.table(
         {
             "cluster": pa.array(np.arange(k, dtype=np.int32)),
@@ -104,10 +358,83 @@ def select_round(
             "gap_mean": pa.array(gaps.gap_mean, from_pandas=True),
             "gap_std": pa.array(gaps.gap_std, from_pandas=True),
             "probability": pa.array(picks.cluster_probability),
+            "eligible_count": pa.array(pool.eligible_counts.astype(np.int64)),
+            "gap_used": pa.array(gap_used.astype(np.float64)),
+            "selected": pa.array(
+                np.bincount(pool.clusters[picks.indices], minlength=k).astype(np.int64)
+            ),
+            "excluded_reason": pa.array(
+                [exclusions.clusters.get(c) for c in range(k)], pa.string()
+            ),
         }
     )
-    write_table(stats, stats_path, tables.CLUSTER_STATS)
-    return selection, gaps
+    write_table(stats, layout.cluster_stats, tables.CLUSTER_STATS)
+
+
+def _write_skipped(
+    layout: RunLayout,
+    table: pa.Table,
+    exclusions: Exclusions,
+    picks: Picks,
+    earlier: np.ndarray,
+    cfg: SelectSection,
+) -> dict[str, int]:
+    """Excluded texts and near-duplicates go to quarantine (stage `select`) with reasons."""
+    ids = table.column("text_id")
+    texts = table.column("text")
+    source = f"round {layout.round_index}"
+    records = [
+        {
+            "text_id": ids[int(row)].as_py(),
+            "source": source,
+            "reason": reason,
+            "detail": detail,
+            "text": texts[int(row)].as_py(),
+        }
+        for row, reason, detail in zip(
+            exclusions.rows.tolist(), exclusions.reasons, exclusions.details, strict=True
+        )
+    ]
+    for row, other, similarity in zip(
+        picks.duplicates.tolist(),
+        picks.duplicate_of.tolist(),
+        picks.duplicate_similarity.tolist(),
+        strict=True,
+    ):
+        when = "an earlier round" if earlier[other] else "this round"
+        records.append(
+            {
+                "text_id": ids[row].as_py(),
+                "source": source,
+                "reason": "near_duplicate",
+                "detail": f"cosine {similarity:.4f} >= {cfg.near_duplicate_threshold} with "
+                f"{ids[other].as_py()} (picked in {when})",
+                "text": texts[row].as_py(),
+            }
+        )
+    if records:
+        write_table(
+            quarantine_table("select", records), layout.quarantine("select"), tables.QUARANTINE
+        )
+    return {"excluded": len(exclusions.rows), "near_duplicate": int(picks.duplicates.size)}
+
+
+def _pool_notes(gaps: ClusterGaps, pool: Pool, exclusions: Exclusions, earlier: int) -> list[str]:
+    notes = []
+    empty = np.flatnonzero(gaps.counts == 0)
+    if empty.size:
+        notes.append(f"clusters {empty.tolist()} hold no text; they have P(c) = 0")
+    for cluster, reason in sorted(exclusions.clusters.items()):
+        notes.append(f"cluster {cluster} excluded: {reason}")
+    drained = np.flatnonzero((gaps.counts > 0) & (pool.eligible_counts == 0))
+    drained = np.setdiff1d(drained, list(exclusions.clusters))
+    if drained.size:
+        notes.append(f"clusters {drained.tolist()} have no eligible text left; P(c) = 0")
+    if earlier:
+        notes.append(f"{earlier} texts picked in earlier rounds are not picked again")
+    if exclusions.rows.size:
+        notes.append(f"{exclusions.rows.size} texts excluded (quarantine, stage select)")
+    return notes
 
 
 def read_selection(path: Path) -> pa.Table:

@@ -1,8 +1,9 @@
-"""Synthesize: speak texts with a TTS engine, check every clip, encode it for storage.
+"""Synthesize: speak texts with the run's voices and write clips, shards and quarantine.
 
 Shared by the probe clips (the spoken prefixes that scoring needs) and the output
-shards (the selected texts). A text whose synthesis raises or whose clip fails a
-check goes to quarantine with the reason; the shard holds only good clips.
+shards (the selected texts). A text whose synthesis fails (after its retries) or
+whose clip fails a check goes to quarantine with the reason; every input row is
+either in the clips/shard or in the quarantine table.
 """
 
 from __future__ import annotations
@@ -12,39 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from saladpipe.data_schemas import tables
-from saladpipe.data_schemas.config import OutputSection, TTSSection
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.pipeline.progress import Progress
 from saladpipe.pipeline.quarantine import quarantine_table
-from saladpipe.tts import ClipLimits, TTSEngine, check_clip
-from saladpipe.tts.audio import encode, resample
+from saladpipe.tts import Rejected, SpeechService, SpokenText
+from saladpipe.tts.render import Outcome, Spoken
 
 # Characters allowed in the file name a clip carries in its `path` field.
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass(frozen=True)
-class Clip:
-    """One checked clip at the configured rate, already encoded."""
-
-    text_id: str
-    spoken_text: str
-    audio_bytes: bytes
-    audio_path: str
-    sampling_rate: int
-    duration_s: float
-
-
-@dataclass(frozen=True)
 class SynthesisResult:
     """Good clips in input order, and the rejected texts with reasons."""
 
-    clips: list[Clip]
-    rejected: list[dict[str, Any]]
+    clips: list[SpokenText]
+    rejected: list[Rejected]
 
     @property
     def audio_seconds(self) -> float:
@@ -52,69 +39,40 @@ class SynthesisResult:
 
 
 def synthesize_texts(
-    items: list[tuple[str, str]],
-    engine: TTSEngine,
-    tts: TTSSection,
-    audio_format: str,
-    source: str,
-    limits: ClipLimits | None = None,
+    items: list[tuple[str, str]], speech: SpeechService, source: str
 ) -> SynthesisResult:
-    """Speak each (text_id, text); check, resample to tts.sample_rate and encode each clip."""
-    limits = limits or ClipLimits()
-    clips: list[Clip] = []
-    rejected: list[dict[str, Any]] = []
+    """Speak each (text_id, text) with the run's voices; report progress as clips arrive."""
     with Progress(f"synthesize {source}", len(items), "texts", "s of audio") as progress:
-        for text_id, text in items:
-            reason = None
-            try:
-                native = engine.synthesize(text)
-            except Exception as exc:  # one bad text must not stop the shard
-                native, reason = np.zeros(0, np.float32), f"tts_error: {type(exc).__name__}: {exc}"
-            reason = reason or check_clip(native, engine.sample_rate, text, limits)
-            progress.update(1, native.size / engine.sample_rate if reason is None else 0.0)
-            if reason is not None:
-                rejected.append(
-                    {
-                        "text_id": text_id,
-                        "source": source,
-                        "reason": reason.split(":")[0],
-                        "detail": reason,
-                        "text": text,
-                    }
-                )
-                continue
-            samples = resample(native, engine.sample_rate, tts.sample_rate)
-            clips.append(
-                Clip(
-                    text_id=text_id,
-                    spoken_text=text,
-                    audio_bytes=encode(samples, tts.sample_rate, audio_format),
-                    audio_path=f"{_SAFE_NAME.sub('_', text_id)}.{audio_format}",
-                    sampling_rate=tts.sample_rate,
-                    duration_s=samples.size / tts.sample_rate,
-                )
-            )
-    return SynthesisResult(clips, rejected)
+
+        def advance(outcome: Outcome) -> None:
+            progress.update(1, outcome.duration_s if isinstance(outcome, Spoken) else 0.0)
+
+        results = speech.speak(items, advance)
+    return SynthesisResult(
+        [r for r in results if isinstance(r, SpokenText)],
+        [r for r in results if isinstance(r, Rejected)],
+    )
 
 
-def _audio_columns(clips: list[Clip], engine: TTSEngine) -> dict[str, Any]:
+def _audio_columns(clips: list[SpokenText], audio_format: str) -> dict[str, Any]:
     return {
         "text_id": [c.text_id for c in clips],
-        "audio": [{"bytes": c.audio_bytes, "path": c.audio_path} for c in clips],
+        "normalized_text": [c.normalized_text for c in clips],
+        "audio": [
+            {"bytes": c.audio, "path": f"{_SAFE_NAME.sub('_', c.text_id)}.{audio_format}"}
+            for c in clips
+        ],
         "sampling_rate": [c.sampling_rate for c in clips],
         "duration_s": [c.duration_s for c in clips],
-        "tts_engine": [engine.name] * len(clips),
-        "tts_voice": [engine.voice.name] * len(clips),
+        "tts_engine": [c.engine for c in clips],
+        "tts_voice": [c.voice for c in clips],
+        "tts_license": [c.license for c in clips],
+        "asr_cer": pa.array([c.asr_cer for c in clips], pa.float32()),
     }
 
 
 def synthesize_probe_shard(
-    probes_shard: Path,
-    out_path: Path,
-    quarantine_path: Path,
-    engine: TTSEngine,
-    tts: TTSSection,
-    output: OutputSection,
+    probes_shard: Path, out_path: Path, quarantine_path: Path, speech: SpeechService
 ) -> SynthesisResult:
     """Speak the prefix of every probe of one shard; the scorer reads these clips."""
     probes = read_table(probes_shard, tables.PROBES, columns=["text_id", "prefix_text"])
@@ -125,21 +83,16 @@ def synthesize_probe_shard(
             strict=True,
         )
     )
-    result = synthesize_texts(items, engine, tts, output.audio_format, probes_shard.name)
-    columns = _audio_columns(result.clips, engine)
-    columns["spoken_text"] = [c.spoken_text for c in result.clips]
+    result = synthesize_texts(items, speech, probes_shard.name)
+    columns = _audio_columns(result.clips, speech.audio_format)
+    columns["spoken_text"] = [c.text for c in result.clips]
     write_table(pa.table(columns), out_path, tables.CLIPS)
-    _write_quarantine("probe_tts", result, quarantine_path)
+    _write_quarantine("probe_tts", result, quarantine_path, probes_shard.name)
     return result
 
 
 def synthesize_output_shard(
-    selection: pa.Table,
-    out_path: Path,
-    quarantine_path: Path,
-    engine: TTSEngine,
-    tts: TTSSection,
-    output: OutputSection,
+    selection: pa.Table, out_path: Path, quarantine_path: Path, speech: SpeechService
 ) -> SynthesisResult:
     """Speak one slice of the selection and write it as a trainer-facing shard.
 
@@ -153,21 +106,36 @@ def synthesize_output_shard(
             strict=True,
         )
     )
-    result = synthesize_texts(items, engine, tts, output.audio_format, out_path.name)
-    _write_quarantine("tts", result, quarantine_path)
+    result = synthesize_texts(items, speech, out_path.name)
+    _write_quarantine("tts", result, quarantine_path, out_path.name)
     if not result.clips:
         return result
-    keep = {c.text_id: i for i, c in enumerate(result.clips)}
-    rows = np.array([i for i, t in enumerate(items) if t[0] in keep], dtype=np.int64)
-    provenance = selection.take(pa.array(rows))
-    columns = _audio_columns(result.clips, engine)
+    kept = {c.text_id for c in result.clips}
+    rows = [i for i, (text_id, _) in enumerate(items) if text_id in kept]
+    provenance = selection.take(pa.array(rows, pa.int64()))
+    columns = _audio_columns(result.clips, speech.audio_format)
     for name in tables.SELECTION.names:
         if name != "text_id":
             columns[name] = provenance.column(name)
-    write_table(pa.table(columns), out_path, tables.SHARD, row_group_size=256)
+    write_shard(pa.table(columns), out_path)
     return result
 
 
-def _write_quarantine(stage: str, result: SynthesisResult, path: Path) -> None:
+def write_shard(table: pa.Table, out_path: Path) -> None:
+    """The one place output shards are written (conformed to SHARD, atomically)."""
+    write_table(table, out_path, tables.SHARD, row_group_size=256)
+
+
+def _write_quarantine(stage: str, result: SynthesisResult, path: Path, source: str) -> None:
     if result.rejected:
-        write_table(quarantine_table(stage, result.rejected), path, tables.QUARANTINE)
+        records = [
+            {
+                "text_id": r.text_id,
+                "source": source,
+                "reason": r.reason,
+                "detail": r.detail,
+                "text": r.text,
+            }
+            for r in result.rejected
+        ]
+        write_table(quarantine_table(stage, records), path, tables.QUARANTINE)

@@ -1,16 +1,40 @@
 """Selection: turning gap scores into what gets synthesized, under a budget."""
 
-from saladpipe.selectors.base import Picks, Pool, SelectionError, Strategy
+from saladpipe.selectors.base import Ordering, Picks, Pool, Strategy, VectorLookup
+from saladpipe.selectors.budget import DEFAULT_SPEECH_RATE, Budget, SpeechRate, fit_speech_rate
+from saladpipe.selectors.cluster_draw import ClusterDraw
+from saladpipe.selectors.dedup import NearDuplicates
+from saladpipe.selectors.diverse import DiverseStrategy
+from saladpipe.selectors.errors import SelectionError
+from saladpipe.selectors.exclusions import Exclusions, find_exclusions
+from saladpipe.selectors.exploration import explored_gaps
 from saladpipe.selectors.registry import STRATEGIES, create_strategy
 from saladpipe.selectors.salad import SaladStrategy, salad_cluster_probability
+from saladpipe.selectors.top_k import TopKStrategy
+from saladpipe.selectors.uniform import RandomStrategy, StratifiedStrategy
 
 __all__ = [
+    "DEFAULT_SPEECH_RATE",
     "STRATEGIES",
+    "Budget",
+    "ClusterDraw",
+    "DiverseStrategy",
+    "Exclusions",
+    "NearDuplicates",
+    "Ordering",
     "Picks",
     "Pool",
+    "RandomStrategy",
     "SaladStrategy",
     "SelectionError",
+    "SpeechRate",
     "Strategy",
+    "StratifiedStrategy",
+    "TopKStrategy",
+    "VectorLookup",
     "create_strategy",
+    "explored_gaps",
+    "find_exclusions",
+    "fit_speech_rate",
     "salad_cluster_probability",
 ]

@@ -7,10 +7,17 @@ from collections.abc import Callable
 from saladpipe.data_schemas.config import SelectSection
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.selectors.base import Strategy
+from saladpipe.selectors.diverse import DiverseStrategy
 from saladpipe.selectors.salad import SaladStrategy
+from saladpipe.selectors.top_k import TopKStrategy
+from saladpipe.selectors.uniform import RandomStrategy, StratifiedStrategy
 
 STRATEGIES: dict[str, Callable[[SelectSection], Strategy]] = {
     SaladStrategy.name: lambda cfg: SaladStrategy(gamma=cfg.gamma),
+    RandomStrategy.name: lambda cfg: RandomStrategy(),
+    StratifiedStrategy.name: lambda cfg: StratifiedStrategy(),
+    TopKStrategy.name: lambda cfg: TopKStrategy(),
+    DiverseStrategy.name: lambda cfg: DiverseStrategy(candidates=cfg.diverse_candidates),
 }
 
 

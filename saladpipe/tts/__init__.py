@@ -1,7 +1,19 @@
-"""Speech synthesis: one engine interface, resampling, encoding and clip checks."""
+"""Speech synthesis: one engine interface, worker processes, text handling and clip checks."""
 
-from saladpipe.tts.base import TTSEngine, VoiceInfo
-from saladpipe.tts.checks import ClipLimits, check_clip
-from saladpipe.tts.registry import ENGINES, create_engine
+from saladpipe.tts.base import EngineOptions, TTSEngine, VoiceInfo
+from saladpipe.tts.checks import check_clip
+from saladpipe.tts.registry import ENGINES, create_engine, describe_voice
+from saladpipe.tts.service import Rejected, SpeechService, SpokenText
 
-__all__ = ["ENGINES", "ClipLimits", "TTSEngine", "VoiceInfo", "check_clip", "create_engine"]
+__all__ = [
+    "ENGINES",
+    "EngineOptions",
+    "Rejected",
+    "SpeechService",
+    "SpokenText",
+    "TTSEngine",
+    "VoiceInfo",
+    "check_clip",
+    "create_engine",
+    "describe_voice",
+]

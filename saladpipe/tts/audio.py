@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-_FORMATS = {"flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16")}
+_FORMATS = {"flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16"), "opus": ("OGG", "OPUS")}
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

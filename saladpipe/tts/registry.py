@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from saladpipe.data_schemas.config import VoiceSpec
 from saladpipe.data_schemas.errors import ConfigError
-from saladpipe.tts.base import TTSEngine
+from saladpipe.tts.base import EngineOptions, TTSEngine, VoiceInfo
+from saladpipe.tts.coqui import CoquiEngine
+from saladpipe.tts.espeak import EspeakEngine
 from saladpipe.tts.piper import PiperEngine
 
-ENGINES: dict[str, Callable[[str], TTSEngine]] = {
+ENGINES: dict[str, type[TTSEngine]] = {
     PiperEngine.name: PiperEngine,
+    EspeakEngine.name: EspeakEngine,
+    CoquiEngine.name: CoquiEngine,
 }
 
 
-def create_engine(engine: str, voice: str) -> TTSEngine:
-    """Build the named engine with `voice`; an unknown name is a config error."""
+def engine_class(engine: str | None) -> type[TTSEngine]:
+    """The class registered under `engine`; an unknown name is a config error."""
     try:
-        factory = ENGINES[engine]
+        return ENGINES[engine or ""]
     except KeyError:
         known = ", ".join(sorted(ENGINES))
         raise ConfigError(
             f"config error: tts.engine: unknown engine {engine!r} (have: {known})"
         ) from None
-    return factory(voice)
+
+
+def describe_voice(spec: VoiceSpec) -> VoiceInfo:
+    """Resolve a voice without loading it: its name, language and licence."""
+    return engine_class(spec.engine).describe(spec)
+
+
+def create_engine(spec: VoiceSpec, options: EngineOptions | None = None) -> TTSEngine:
+    """Load the voice `spec` names with its engine."""
+    return engine_class(spec.engine)(spec, options or EngineOptions())

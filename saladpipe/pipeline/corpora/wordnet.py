@@ -70,16 +70,10 @@ def parse_data_file(path: Path, domains: dict[int, str]) -> Iterator[Gloss]:
             )
 
 
-def build_wordnet_corpus(
-    per_domain: int,
-    seed: int = 0,
-    wordnet_dir: Path = WORDNET_DIR,
-    domains: dict[int, str] | None = None,
-) -> pa.Table:
-    """Sample up to `per_domain` glosses of each domain, reproducibly from `seed`.
-
-    Returns a table with columns id, text, domain, ordered by domain then id.
-    """
+def read_glosses(
+    wordnet_dir: Path = WORDNET_DIR, domains: dict[int, str] | None = None
+) -> dict[str, list[Gloss]]:
+    """Every usable gloss of each domain, sorted by synset id."""
     domains = domains or DEFAULT_DOMAINS
     missing = [name for name in _POS_FILES.values() if not (wordnet_dir / name).is_file()]
     if missing:
@@ -91,10 +85,24 @@ def build_wordnet_corpus(
     for pos_file in _POS_FILES.values():
         for gloss in parse_data_file(wordnet_dir / pos_file, domains):
             by_domain[gloss.domain].append(gloss)
+    return {name: sorted(glosses, key=lambda g: g.synset_id) for name, glosses in by_domain.items()}
+
+
+def build_wordnet_corpus(
+    per_domain: int,
+    seed: int = 0,
+    wordnet_dir: Path = WORDNET_DIR,
+    domains: dict[int, str] | None = None,
+) -> pa.Table:
+    """Sample up to `per_domain` glosses of each domain, reproducibly from `seed`.
+
+    Returns a table with columns id, text, domain, ordered by domain then id.
+    """
+    by_domain = read_glosses(wordnet_dir, domains)
     rng = np.random.default_rng(seed)
     chosen: list[Gloss] = []
     for name in sorted(by_domain):
-        glosses = sorted(by_domain[name], key=lambda g: g.synset_id)
+        glosses = by_domain[name]
         take = min(per_domain, len(glosses))
         picks = np.sort(rng.choice(len(glosses), size=take, replace=False))
         chosen.extend(glosses[i] for i in picks)

@@ -7,6 +7,7 @@ Every failure becomes a one-line SaladpipeError that names the source.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from transformers import (
 
 from saladpipe.data_schemas.config import BUILTIN_PREFIX, ModelSpec, is_builtin
 from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
+from saladpipe.pipeline.models.qwen2_audio import Qwen2AudioStudent
 from saladpipe.pipeline.models.speech_lm import (
     ADAPTER_FILE,
     ENCODER_DIR,
@@ -31,10 +33,23 @@ from saladpipe.pipeline.models.speech_lm import (
     MANIFEST_FILE,
     SpeechAdaptedLM,
 )
+from saladpipe.pipeline.models.student import Student
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Errors from transformers/huggingface_hub that mean "this source cannot be loaded".
 _LOAD_ERRORS = (OSError, ValueError, EntryNotFoundError)
+# Student kinds, asked in order whether they recognize a folder.
+STUDENT_KINDS: tuple[type[Student], ...] = (SpeechAdaptedLM, Qwen2AudioStudent)
+# What a hub student needs of either kind's layout; weights from safetensors only.
+_STUDENT_FILES = [
+    MANIFEST_FILE,
+    ADAPTER_FILE,
+    f"{ENCODER_DIR}/*",
+    f"{LM_DIR}/*",
+    "*.json",
+    "*.safetensors",
+    "*.txt",
+]
 
 
 @dataclass(frozen=True)
@@ -127,15 +142,36 @@ def fingerprint_dir(path: Path) -> str:
 
 
 def _local_model_id(path: Path) -> str:
-    return f"{path.resolve().name}@{fingerprint_dir(path)[:12]}"
+    files = sorted(p for p in path.resolve().rglob("*") if p.is_file())
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _fingerprinted_id(path.resolve(), stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprinted_id(path: Path, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    """Hashing a large checkpoint takes seconds: done once per unchanged folder and process."""
+    return f"{path.name}@{fingerprint_dir(path)[:12]}"
 
 
 def _hub_commit(repo_id: str, revision: str | None) -> str:
     """The commit that the cache resolved the revision to; the revision itself if unknown."""
-    cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
-    if isinstance(cached, str):
-        return Path(cached).parent.name
+    for filename in ("config.json", MANIFEST_FILE):
+        cached = try_to_load_from_cache(repo_id, filename, revision=revision)
+        if isinstance(cached, str):
+            return Path(cached).parent.name
     return revision or "main"
+
+
+def model_id(spec: ModelSpec, role: str, builtin_dirs: Mapping[str, Path] | None = None) -> str:
+    """The id that names a model's weights in score tables, found without loading them.
+
+    A local folder is named by a hash of its files; a hub model by the commit its
+    cached copy resolves to (the revision name until it is cached).
+    """
+    source = _resolve_source(spec, role, builtin_dirs)
+    if source.local:
+        return _local_model_id(Path(source.location))
+    return f"{source.location}@{_hub_commit(source.location, spec.revision)}"
 
 
 def load_teacher(
@@ -164,11 +200,9 @@ def load_teacher(
             f"cannot load teacher model {spec.source!r}: {_first_line(exc)}"
         ) from None
     _place(model, torch_device)
-    if source.local:
-        model_id = _local_model_id(Path(source.location))
-    else:
-        model_id = f"{source.location}@{_hub_commit(source.location, spec.revision)}"
-    return Teacher(model=model, tokenizer=tokenizer, model_id=model_id)
+    return Teacher(
+        model=model, tokenizer=tokenizer, model_id=model_id(spec, "teacher", builtin_dirs)
+    )
 
 
 def load_student(
@@ -176,61 +210,74 @@ def load_student(
     device: str = "auto",
     dtype: str = "auto",
     builtin_dirs: Mapping[str, Path] | None = None,
-) -> SpeechAdaptedLM:
-    """The speech-adapted student, in eval mode; hub names fetch only the student layout."""
+) -> Student:
+    """The student, in eval mode: a saladpipe speech-adapted LM or a Qwen2-Audio checkpoint."""
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     source = _resolve_source(spec, "student", builtin_dirs)
     if source.local:
         folder = Path(source.location)
-        model_id = _local_model_id(folder)
     else:
         try:
             folder = Path(
                 snapshot_download(
-                    source.location,
-                    revision=spec.revision,
-                    allow_patterns=[MANIFEST_FILE, ADAPTER_FILE, f"{ENCODER_DIR}/*", f"{LM_DIR}/*"],
+                    source.location, revision=spec.revision, allow_patterns=_STUDENT_FILES
                 )
             )
         except _LOAD_ERRORS as exc:
             raise SaladpipeError(
                 f"cannot load student model {spec.source!r}: {_first_line(exc)}"
             ) from None
-        model_id = f"{source.location}@{folder.name}"
-    student = SpeechAdaptedLM.from_pretrained(folder, torch_device, torch_dtype)
-    student.model_id = model_id
+    kind = next((k for k in STUDENT_KINDS if k.recognizes(folder)), None)
+    if kind is None:
+        raise SaladpipeError(
+            f"not a student model: {spec.source} has no {MANIFEST_FILE} (saladpipe "
+            "speech-adapted LM) and is not a Qwen2-Audio checkpoint (config.json "
+            "model_type 'qwen2_audio')"
+        )
+    student = kind.from_pretrained(folder, torch_device, torch_dtype)
+    student.model_id = model_id(spec, "student", builtin_dirs)
     return student
 
 
 def check_shared_vocabulary(
     teacher_tokenizer: PreTrainedTokenizerBase, student_tokenizer: PreTrainedTokenizerBase
-) -> None:
-    """Refuse a teacher/student pair whose token ids mean different things.
+) -> int:
+    """The number V of token ids whose meaning teacher and student share; else an error.
 
-    The KL compares the two distributions id by id, so the vocabularies must be
-    identical. Special tokens must match too, except padding, which is masked and
-    never scored.
+    The KL compares the two distributions id by id over ids 0 .. V-1, the teacher's
+    vocabulary. Every teacher token must have the same id in the student; the
+    student may add tokens of its own after them (Qwen2-Audio's audio markers), which
+    text never tokenizes to. bos, eos and unk must be the same tokens.
     """
     teacher_vocab = teacher_tokenizer.get_vocab()
     student_vocab = student_tokenizer.get_vocab()
-    if teacher_vocab != student_vocab:
+    size = len(teacher_vocab)
+    added = student_tokenizer.get_added_vocab()
+
+    def shared(token: str) -> bool:
+        if token in teacher_vocab:
+            return teacher_vocab[token] == student_vocab.get(token)
+        return token in added and student_vocab[token] >= size
+
+    if not all(map(shared, set(teacher_vocab) | set(student_vocab))):
         missing = len(teacher_vocab) + len(student_vocab) + 1
 
         def order(token: str) -> tuple[int, str]:
             ids = (teacher_vocab.get(token, missing), student_vocab.get(token, missing))
             return min(ids), token
 
-        differing = (
-            t
-            for t in set(teacher_vocab) | set(student_vocab)
-            if teacher_vocab.get(t) != student_vocab.get(t)
+        token = min(
+            (t for t in set(teacher_vocab) | set(student_vocab) if not shared(t)), key=order
         )
-        token = min(differing, key=order)
         raise SaladpipeError(
             f"teacher and student tokenizers differ: token {token!r} is "
             f"{_describe_id(teacher_vocab, token)} in the teacher but "
             f"{_describe_id(student_vocab, token)} in the student"
+        )
+    if max(teacher_vocab.values(), default=-1) != size - 1:
+        raise SaladpipeError(
+            f"teacher tokenizer ids are not 0 .. {size - 1}: the shared vocabulary is undefined"
         )
     teacher_special = _special_tokens(teacher_tokenizer)
     student_special = _special_tokens(student_tokenizer)
@@ -241,6 +288,7 @@ def check_shared_vocabulary(
                 f"{teacher_special.get(role)!r} in the teacher and "
                 f"{student_special.get(role)!r} in the student"
             )
+    return size
 
 
 def _describe_id(vocab: Mapping[str, int], token: str) -> str:
@@ -248,5 +296,10 @@ def _describe_id(vocab: Mapping[str, int], token: str) -> str:
 
 
 def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> dict[str, str]:
+    """bos, eos and unk: the roles that change how text is read (padding is masked)."""
     mapping = tokenizer.special_tokens_map
-    return {role: str(value) for role, value in mapping.items() if role != "pad_token"}
+    return {
+        role: str(mapping[role])
+        for role in ("bos_token", "eos_token", "unk_token")
+        if role in mapping
+    }

@@ -30,6 +30,8 @@ from transformers import (
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 
 from saladpipe.data_schemas.errors import SaladpipeError
+from saladpipe.pipeline.models.student import Student
+from saladpipe.pipeline.models.text_lm import TextLM, gather_index
 
 FORMAT_NAME = "saladpipe-speech-adapted-lm"
 FORMAT_VERSION = 1
@@ -110,7 +112,7 @@ def _load_error(what: str, path: Path, exc: Exception) -> SaladpipeError:
     return SaladpipeError(f"cannot load student {what} from {path}: {first_line}")
 
 
-class SpeechAdaptedLM(nn.Module):
+class SpeechAdaptedLM(Student):
     """Audio encoder (frozen) + frame-stacking adapter + causal LM, saved as one folder.
 
     `model_id` names the weights in score tables; loaders set it from the source.
@@ -145,6 +147,7 @@ class SpeechAdaptedLM(nn.Module):
         self.lm = lm
         self.tokenizer = tokenizer
         self.model_id = model_id
+        self._text_lm = TextLM(lm)
 
     @property
     def sampling_rate(self) -> int:
@@ -152,8 +155,8 @@ class SpeechAdaptedLM(nn.Module):
         return int(self.feature_extractor.sampling_rate)
 
     @property
-    def device(self) -> torch.device:
-        return next(self.adapter.parameters()).device
+    def text_lm(self) -> TextLM:
+        return self._text_lm
 
     @property
     def max_audio_samples(self) -> int | None:
@@ -180,6 +183,14 @@ class SpeechAdaptedLM(nn.Module):
     def audio_embed_length(self, num_samples: int) -> int:
         """A: how many adapter outputs (soft tokens) a clip of `num_samples` samples becomes."""
         return self.adapter.output_length(self.encoder_frames(num_samples))
+
+    def audio_positions(self, num_samples: int) -> int:
+        """The spoken prefix is its A soft tokens, nothing around them."""
+        return self.audio_embed_length(num_samples)
+
+    @classmethod
+    def recognizes(cls, folder: Path) -> bool:
+        return (folder / MANIFEST_FILE).is_file()
 
     def _encoder_frames_batch(self, audio: Sequence[np.ndarray]) -> torch.Tensor:
         """Encoder outputs [B, T, D]; positions past a clip's true length are undefined."""
@@ -223,51 +234,50 @@ class SpeechAdaptedLM(nn.Module):
     def build_inputs(
         self,
         audio_embeds: torch.Tensor,
-        audio_lengths: torch.Tensor,
+        audio_lengths: Sequence[int],
         continuation_ids: Sequence[Sequence[int]],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """[audio embeds of true length | continuation token embeds] per sample, right-padded.
 
-        Returns inputs_embeds [B, L, H] and attention_mask [B, L].
+        Returns inputs_embeds [B, L, H] and attention_mask [B, L]. The copy indices are
+        built on the host, so this runs without a device synchronisation.
         """
-        embed = self.lm.get_input_embeddings()
-        flat = torch.tensor(
-            [t for ids in continuation_ids for t in ids], dtype=torch.long, device=self.device
+        device = self.device
+        counts = [len(ids) for ids in continuation_ids]
+        totals = np.add(audio_lengths, counts)
+        batch, width = len(counts), int(totals.max())
+        token_embeds = self.lm.get_input_embeddings()(
+            torch.tensor([t for ids in continuation_ids for t in ids], device=device)
         )
-        token_embeds = embed(flat).split([len(ids) for ids in continuation_ids])
-        lengths = audio_lengths.tolist()
-        total = [a + len(ids) for a, ids in zip(lengths, continuation_ids, strict=True)]
-        batch, width = len(total), max(total)
-        inputs = token_embeds[0].new_zeros(batch, width, token_embeds[0].shape[-1])
-        mask = torch.zeros(batch, width, dtype=torch.long, device=self.device)
-        for i, (a, tokens) in enumerate(zip(lengths, token_embeds, strict=True)):
-            inputs[i, :a] = audio_embeds[i, :a].to(inputs.dtype)
-            inputs[i, a : a + tokens.shape[0]] = tokens
-            mask[i, : total[i]] = 1
-        return inputs, mask
+        inputs = token_embeds.new_zeros(batch * width, token_embeds.shape[-1])
+        zeros = [0] * batch
 
-    def forward(
+        def index(starts: Sequence[int], lengths: Sequence[int], stride: int) -> torch.Tensor:
+            return torch.from_numpy(gather_index(starts, lengths, stride)).to(device)
+
+        audio_rows = audio_embeds.flatten(0, 1).index_select(
+            0, index(zeros, audio_lengths, audio_embeds.shape[1])
+        )
+        inputs.index_copy_(0, index(zeros, audio_lengths, width), audio_rows.to(inputs.dtype))
+        inputs.index_copy_(0, index(audio_lengths, counts, width), token_embeds)
+        mask = torch.from_numpy((np.arange(width)[None, :] < totals[:, None]).astype(np.int64))
+        return inputs.view(batch, width, -1), mask.to(device)
+
+    def speech_hidden(
         self, audio: Sequence[np.ndarray], continuation_ids: Sequence[Sequence[int]]
     ) -> torch.Tensor:
-        """Logits that predict each continuation token from the spoken prefix.
-
-        Row j of sample i (samples concatenated in order) is the distribution over
-        continuation token j, read at position A_i - 1 + j. The LM head runs only
-        at those positions (boolean `logits_to_keep`), through the model's own head
-        code, so model-specific logit scaling or soft-capping is kept.
-        """
-        embeds, lengths = self.encode_audio(audio)
-        if bool((lengths <= 0).any()):
+        """The LM reads [A soft tokens | continuation]; token j is predicted at A - 1 + j."""
+        lengths = [self.audio_embed_length(len(clip)) for clip in audio]
+        if min(lengths) <= 0:
             raise ValueError("a clip is too short to give any audio embedding")
+        embeds, _ = self.encode_audio(audio)
         inputs, mask = self.build_inputs(embeds, lengths, continuation_ids)
-        keep = torch.zeros_like(mask, dtype=torch.bool)
-        for i, (a, ids) in enumerate(zip(lengths.tolist(), continuation_ids, strict=True)):
-            keep[i, a - 1 : a - 1 + len(ids)] = True
-        out = self.lm(
-            inputs_embeds=inputs, attention_mask=mask, logits_to_keep=keep, use_cache=False
+        index = gather_index(
+            [a - 1 for a in lengths], [len(ids) for ids in continuation_ids], inputs.shape[1]
         )
-        logits: torch.Tensor = out.logits
-        return logits
+        return self.text_lm.hidden(
+            mask, torch.from_numpy(index).to(self.device), inputs_embeds=inputs
+        )
 
     def save_pretrained(self, path: Path) -> None:
         """Write the student folder: manifest, adapter, audio_encoder/ and lm/ (safetensors)."""

@@ -1,0 +1,215 @@
+"""The ledger: what every round of a run folder selected and synthesized.
+
+It lives in the run's state folder: per round, one Parquet table of the selected
+texts and what became of them (LEDGER), and one JSON record written last, whose
+presence means the round finished. A next round reads it to never pick a text
+again, to learn the speech rate from clips already made, and to reuse the corpus,
+embeddings, clusters and probes that round 0 made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from saladpipe.data_schemas import tables
+from saladpipe.data_schemas.config import RunConfig
+from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
+from saladpipe.data_schemas.io import read_table, write_table, write_text
+from saladpipe.data_schemas.layout import RunLayout
+
+# Config sections that define the pool and its probes: a next round must not change them,
+# except for keys that only say how the work was split or run.
+POOL_SECTIONS = ("corpus", "embed", "cluster", "probe")
+_FREE_KEYS = {("corpus", "shard_rows"), ("embed", "batch_size"), ("embed", "device")}
+
+STATUS_SYNTHESIZED = "synthesized"
+STATUS_TTS_FAILED = "tts_failed"
+
+
+@dataclass(frozen=True)
+class RoundInputs:
+    """Files round 0 made once for every round, relative to the run folder, and its counts."""
+
+    corpus: list[str]
+    embeddings: list[str]
+    assignments: list[str]
+    probes: list[str]
+    clips: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        root: Path,
+        corpus: list[Path],
+        embeddings: list[Path],
+        assignments: list[Path],
+        probes: list[Path],
+        clips: list[Path],
+        counts: dict[str, int],
+    ) -> RoundInputs:
+        def rel(paths: list[Path]) -> list[str]:
+            return [str(p.relative_to(root)) for p in paths]
+
+        return cls(rel(corpus), rel(embeddings), rel(assignments), rel(probes), rel(clips), counts)
+
+    def paths(self, root: Path, kind: str) -> list[Path]:
+        return [root / p for p in getattr(self, kind)]
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One finished round: its config, models, budget, what it picked and made, and why."""
+
+    round: int
+    config_hash: str
+    config: dict[str, Any]
+    strategy: str
+    budget_unit: str
+    budget_limit: float
+    budget_spent: float
+    teacher_id: str | None
+    student_id: str | None
+    selected: int
+    synthesized: int
+    tts_failed: int
+    shards: list[str]
+    inputs: RoundInputs
+    gap_source: str
+    speech_rate: dict[str, float]
+    notes: list[str]
+    finished_at: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def read(cls, path: Path) -> RoundRecord:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw["inputs"] = RoundInputs(**raw["inputs"])
+            return cls(**raw)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise SaladpipeError(f"{path}: not a readable round record: {exc}") from None
+
+
+def finished_rounds(layout: RunLayout) -> list[RoundRecord]:
+    """Records of rounds 0, 1, ... up to the first one that did not finish."""
+    records: list[RoundRecord] = []
+    while layout.ledger_round(len(records)).is_file():
+        records.append(RoundRecord.read(layout.ledger_round(len(records))))
+    return records
+
+
+def read_ledger(layout: RunLayout, before: int | None = None) -> pa.Table:
+    """Every text the finished rounds (those before `before`, if given) selected."""
+    rounds = finished_rounds(layout)
+    if before is not None:
+        rounds = rounds[:before]
+    parts = [read_table(layout.ledger_texts(r.round), tables.LEDGER) for r in rounds]
+    if not parts:
+        return tables.LEDGER.empty_table()
+    return pa.concat_tables(parts)
+
+
+def check_next_round(layout: RunLayout, config: RunConfig) -> int:
+    """The index of the next round; a config that changes the pool is a config error."""
+    rounds = finished_rounds(layout)
+    if not rounds:
+        raise ConfigError(
+            f"run folder {layout.root} has no finished round (no {layout.ledger_round(0)}); "
+            "run without --next-round first"
+        )
+    first = rounds[0].config
+    current = config.model_dump(mode="json")
+    if first["run"]["seed"] != current["run"]["seed"]:
+        raise ConfigError(
+            f"config error: run.seed: {current['run']['seed']} differs from round 0's "
+            f"{first['run']['seed']}; a next round reuses the pool that seed drew"
+        )
+    for section in POOL_SECTIONS:
+        for key, value in current[section].items():
+            if (section, key) not in _FREE_KEYS and first[section].get(key) != value:
+                raise ConfigError(
+                    f"config error: {section}.{key}: {value!r} differs from round 0's "
+                    f"{first[section].get(key)!r}; a next round reuses the run folder's corpus, "
+                    "embeddings, clusters and probes"
+                )
+    return len(rounds)
+
+
+def clear_unfinished_round(layout: RunLayout) -> list[Path]:
+    """Remove what an interrupted attempt at this round (>= 1) left; returns the paths."""
+    if layout.round_index == 0:
+        raise SaladpipeError("round 0 is cleared with --overwrite, not here")
+    tag = f"-r{layout.round_index:03d}"
+    stale = [layout.selection(layout.round_index), layout.ledger_texts(layout.round_index)]
+    for folder in ("shards", "quarantine", "scores", "clusters"):
+        directory = layout.root / folder
+        if directory.is_dir():
+            stale.extend(p for p in directory.iterdir() if tag in p.name)
+    removed = [p for p in stale if p.is_file()]
+    for path in removed:
+        path.unlink()
+    return removed
+
+
+def failed_texts(tts_quarantine: list[Path]) -> set[str]:
+    """Ids of the selected texts whose synthesis failed (the files that exist)."""
+    return {
+        text_id
+        for path in tts_quarantine
+        if path.is_file()
+        for text_id in read_table(path, tables.QUARANTINE, columns=["text_id"])
+        .column("text_id")
+        .to_pylist()
+    }
+
+
+def ledger_rows(
+    layout: RunLayout, selection: pa.Table, shards: list[Path], failed: set[str]
+) -> pa.Table:
+    """What became of each selected text: in which shard, how long, or that TTS failed."""
+    shard_of: dict[str, tuple[str, float]] = {}
+    for path in shards:
+        table = pq.read_table(path, columns=["text_id", "duration_s"])
+        name = str(path.relative_to(layout.root))
+        for text_id, seconds in zip(
+            table.column("text_id").to_pylist(), table.column("duration_s").to_pylist(), strict=True
+        ):
+            shard_of[text_id] = (name, float(seconds))
+    ids = selection.column("text_id").to_pylist()
+    unaccounted = [t for t in ids if t not in shard_of and t not in failed]
+    if unaccounted:
+        raise SaladpipeError(
+            f"{len(unaccounted)} selected texts are in no shard and no TTS quarantine "
+            f"(first: {unaccounted[0]!r})"
+        )
+    return pa.table(
+        {
+            "text_id": selection.column("text_id"),
+            "selection_round": selection.column("selection_round"),
+            "cluster": selection.column("cluster"),
+            "status": [STATUS_SYNTHESIZED if t in shard_of else STATUS_TTS_FAILED for t in ids],
+            "shard": [shard_of[t][0] if t in shard_of else None for t in ids],
+            "duration_s": [shard_of[t][1] if t in shard_of else None for t in ids],
+            "n_chars": pc.utf8_length(selection.column("text")),
+        }
+    )
+
+
+def record_round(layout: RunLayout, record: RoundRecord, rows: pa.Table) -> RoundRecord:
+    """Write the round's ledger table, then its record (last: it marks the round finished)."""
+    write_table(rows, layout.ledger_texts(record.round), tables.LEDGER)
+    finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    record = RoundRecord(**{**asdict(record), "inputs": record.inputs, "finished_at": finished})
+    write_text(record.to_json(), layout.ledger_round(record.round))
+    return record

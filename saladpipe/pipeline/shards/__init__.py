@@ -1,0 +1,1 @@
+"""Trainer-facing shards: writing, streaming, verifying and exporting them."""

@@ -1,0 +1,153 @@
+"""Held-out evaluation: misalignment per domain, and a spoken multiple-choice task.
+
+Misalignment is measured by the run's own scorer. The multiple-choice task is built
+from the held-out glosses: after a prefix, pick the true continuation among
+`choices - 1` continuations of other glosses, by length-normalised log-likelihood
+(mean log-probability per token), as the paper scores its benchmarks. The teacher
+reads the prefix as text, the student hears it; the gap is the difference of the
+two accuracies, as in the paper.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from saladpipe.pipeline.models.loading import Teacher
+from saladpipe.pipeline.models.speech_lm import SpeechAdaptedLM
+from saladpipe.pipeline.models.text_lm import TextLM
+from saladpipe.pipeline.scoring import STATUS_OK, PreparedRow
+from saladpipe.pipeline.training.distill import prepare_rows, score_items, scorer_for
+from saladpipe.pipeline.training.speech import SpokenPrefix
+
+# (item, choice) pairs scored per forward pass.
+_CHOICE_BATCH = 64
+
+
+@dataclass(frozen=True)
+class ChoiceQuestion:
+    """A prefix (row of the evaluation set) and continuations, one of them true."""
+
+    row: int
+    choices: tuple[tuple[int, ...], ...]
+    answer: int
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Held-out spoken prefixes, the rows the scorer accepts, and the questions on them."""
+
+    items: list[SpokenPrefix]
+    rows: list[PreparedRow]
+    domains: list[str]  # domain of each row
+    questions: list[ChoiceQuestion]
+    refused: Counter[str]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One student on the evaluation set."""
+
+    misalignment: float
+    forgetting: float
+    by_domain: dict[str, float]
+    text_accuracy: float
+    speech_accuracy: float
+    scored: int
+    unscored: dict[str, int]
+
+    @property
+    def accuracy_gap(self) -> float:
+        return self.text_accuracy - self.speech_accuracy
+
+
+def make_eval_set(
+    teacher: Teacher,
+    student: SpeechAdaptedLM,
+    items: Sequence[SpokenPrefix],
+    choices: int,
+    seed: int,
+) -> EvalSet:
+    """Prepare the rows once (tokenized, checked) and draw each row's distractors."""
+    if choices < 2:
+        raise ValueError("a multiple-choice question needs at least 2 choices")
+    rows, refused = prepare_rows(scorer_for(teacher, student), items)
+    if len(rows) < choices:
+        raise ValueError(f"{len(rows)} evaluation rows cannot make {choices}-way questions")
+    rng = np.random.default_rng(seed)
+    questions = []
+    for i, row in enumerate(rows):
+        others = rng.choice(len(rows) - 1, size=choices - 1, replace=False)
+        distractors = [rows[j + (j >= i)].continuation_ids for j in others]
+        answer = int(rng.integers(choices))
+        options = [tuple(c) for c in distractors]
+        options.insert(answer, tuple(row.continuation_ids))
+        questions.append(ChoiceQuestion(i, tuple(options), answer))
+    domains = [items[row.index].domain for row in rows]
+    return EvalSet(list(items), rows, domains, questions, refused)
+
+
+def _mean_log_likelihood(logits: torch.Tensor, targets: Sequence[Sequence[int]]) -> np.ndarray:
+    """Mean log-probability of each target sequence from its rows of logits (concatenated)."""
+    flat = torch.tensor([t for seq in targets for t in seq], device=logits.device)
+    log_p = torch.log_softmax(logits.float(), dim=-1).gather(-1, flat[:, None])[:, 0]
+    return np.array([part.mean().item() for part in torch.split(log_p, [len(t) for t in targets])])
+
+
+@torch.inference_mode()
+def choice_accuracy(
+    teacher: Teacher, student: SpeechAdaptedLM, eval_set: EvalSet
+) -> tuple[float, float]:
+    """(teacher reading the prefix, student hearing it): share of questions answered right."""
+    teacher_lm = TextLM(teacher.model)
+    vocab = len(teacher.tokenizer)
+    pad = teacher.tokenizer.pad_token_id
+    pad_id = 0 if pad is None else int(pad)
+    pairs = [(q.row, c) for q in eval_set.questions for c in q.choices]
+    text_scores, speech_scores = [], []
+    for start in range(0, len(pairs), _CHOICE_BATCH):
+        part = pairs[start : start + _CHOICE_BATCH]
+        rows = [eval_set.rows[r] for r, _ in part]
+        targets = [list(c) for _, c in part]
+        hidden = teacher_lm.continuation_hidden([r.prefix_ids for r in rows], targets, pad_id)
+        text_scores.append(_mean_log_likelihood(teacher_lm.logits(hidden)[:, :vocab], targets))
+        speech = student.speech_hidden([r.audio for r in rows], targets)
+        speech_scores.append(
+            _mean_log_likelihood(student.text_lm.logits(speech)[:, :vocab], targets)
+        )
+    width = len(eval_set.questions[0].choices)
+    answers = np.array([q.answer for q in eval_set.questions])
+    accuracies = []
+    for scores in (text_scores, speech_scores):
+        table = np.concatenate(scores).reshape(-1, width)
+        accuracies.append(float(np.mean(np.argmax(table, axis=1) == answers)))
+    return accuracies[0], accuracies[1]
+
+
+def evaluate(teacher: Teacher, student: SpeechAdaptedLM, eval_set: EvalSet) -> Evaluation:
+    """Misalignment (mean over scored rows and per domain), forgetting and both accuracies."""
+    results = scorer_for(teacher, student).score(score_items(eval_set.items))
+    by_domain: dict[str, list[float]] = defaultdict(list)
+    forgetting: list[float] = []
+    unscored: Counter[str] = Counter()
+    for item, result in zip(eval_set.items, results, strict=True):
+        if result.status != STATUS_OK or result.misalignment is None:
+            unscored[result.status] += 1
+            continue
+        by_domain[item.domain].append(result.misalignment)
+        forgetting.append(result.forgetting or 0.0)
+    values = [v for vs in by_domain.values() for v in vs]
+    text_accuracy, speech_accuracy = choice_accuracy(teacher, student, eval_set)
+    return Evaluation(
+        misalignment=float(np.mean(values)),
+        forgetting=float(np.mean(forgetting)),
+        by_domain={d: float(np.mean(v)) for d, v in sorted(by_domain.items())},
+        text_accuracy=text_accuracy,
+        speech_accuracy=speech_accuracy,
+        scored=len(values),
+        unscored=dict(unscored),
+    )

@@ -1,0 +1,220 @@
+"""The experiment's results as markdown tables and a plot (pure functions of the results).
+
+Spread is the standard deviation over seeds; an arm's difference from `random` counts
+as larger than the spread when it exceeds the sum of the two standard deviations
+(their one-sd intervals do not overlap).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saladpipe.data_schemas.io import atomic_path
+
+BASELINE_ARM = "random"
+# (record key, column title, higher is better)
+METRICS: tuple[tuple[str, str, bool], ...] = (
+    ("misalignment", "held-out misalignment (nats/token)", False),
+    ("speech_accuracy", "spoken MC accuracy", True),
+    ("accuracy_gap", "MC gap (text − speech)", False),
+    ("forgetting", "forgetting (nats/token)", False),
+)
+
+
+def _values(records: Sequence[dict[str, Any]], arm: str, budget: int, key: str) -> np.ndarray:
+    return np.array([r[key] for r in records if r["arm"] == arm and r["budget"] == budget])
+
+
+def _arms(records: Sequence[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(r["arm"] for r in records))
+
+
+def _fmt(values: np.ndarray, digits: int = 4) -> str:
+    spread = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    return f"{values.mean():.{digits}f} ± {spread:.{digits}f}"
+
+
+def main_table(records: Sequence[dict[str, Any]], stage1: dict[str, Any], budget: int) -> str:
+    """Arm × metric at one budget, mean ± sd over seeds, with the stage-I student first."""
+    header = "| arm | seeds | " + " | ".join(title for _, title, _ in METRICS) + " |"
+    lines = [header, "|---|---|" + "---|" * len(METRICS)]
+    base = stage1["evaluation"]
+    first = [f"{base[key]:.4f}" for key, _, _ in METRICS]
+    lines.append("| stage I only (budget 0) | - | " + " | ".join(first) + " |")
+    for arm in _arms(records):
+        cells = [_fmt(_values(records, arm, budget, key)) for key, _, _ in METRICS]
+        seeds = _values(records, arm, budget, "seed").size
+        lines.append(f"| {arm} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def comparison_table(records: Sequence[dict[str, Any]], budget: int) -> str:
+    """Each arm's difference from random per metric, and whether it exceeds the spread."""
+    arms = [a for a in _arms(records) if a != BASELINE_ARM]
+    if not arms or BASELINE_ARM not in _arms(records):
+        return ""
+    lines = [
+        "| arm | " + " | ".join(f"Δ {title}" for _, title, _ in METRICS) + " |",
+        "|---|" + "---|" * len(METRICS),
+    ]
+    for arm in arms:
+        cells = []
+        for key, _, higher in METRICS:
+            a = _values(records, arm, budget, key)
+            b = _values(records, BASELINE_ARM, budget, key)
+            diff = float(a.mean() - b.mean())
+            spread = sum(float(v.std(ddof=1)) if v.size > 1 else 0.0 for v in (a, b))
+            better = diff > 0 if higher else diff < 0
+            verdict = ("better" if better else "worse") if abs(diff) > spread else "within spread"
+            cells.append(f"{diff:+.4f} ({verdict})")
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def domain_table(stage1: dict[str, Any]) -> str:
+    """The stage-I student's held-out misalignment per domain, highest first."""
+    heard = set(stage1["heard_domains"])
+    by_domain = stage1["evaluation"]["by_domain"]
+    lines = ["| domain | heard in stage I | misalignment |", "|---|---|---|"]
+    for domain, value in sorted(by_domain.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {domain} | {'yes' if domain in heard else 'no'} | {value:.4f} |")
+    return "\n".join(lines)
+
+
+def cluster_table(clusters: Sequence[dict[str, Any]]) -> str:
+    """Clusters by the stage-I student's probe gap, with their main domain."""
+    lines = [
+        "| rank | cluster | gap M(c) | main domain (share) | heard |",
+        "|---|---|---|---|---|",
+    ]
+    for rank, row in enumerate(clusters, 1):
+        lines.append(
+            f"| {rank} | {row['cluster']} | {row['gap']:.4f} | {row['domain']} "
+            f"({row['domain_share']:.0%}) | {'yes' if row['heard'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def budget_table(records: Sequence[dict[str, Any]], heard: Sequence[str], budget: int) -> str:
+    """Where each arm spent its budget: share of picks in heard domains, top unheard domains."""
+    lines = ["| arm | picks in heard domains | most picked domains |", "|---|---|---|"]
+    for arm in _arms(records):
+        totals: dict[str, float] = defaultdict(float)
+        rows = [r for r in records if r["arm"] == arm and r["budget"] == budget]
+        for r in rows:
+            for domain, count in r["picked_domains"].items():
+                totals[domain] += count / max(1, r["picked"]) / len(rows)
+        heard_share = sum(v for d, v in totals.items() if d in heard)
+        top = sorted(totals.items(), key=lambda kv: -kv[1])[:4]
+        listed = ", ".join(f"{d} {v:.0%}" for d, v in top)
+        lines.append(f"| {arm} | {heard_share:.0%} | {listed} |")
+    return "\n".join(lines)
+
+
+def plot(records: Sequence[dict[str, Any]], stage1: dict[str, Any], path: Path) -> Path:
+    """Held-out misalignment and spoken accuracy against budget, one line per arm (± sd)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = sorted({int(r["budget"]) for r in records})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, title in (
+        (axes[0], "misalignment", "held-out misalignment (nats/token, lower is better)"),
+        (axes[1], "speech_accuracy", "spoken multiple-choice accuracy"),
+    ):
+        for arm in _arms(records):
+            means = [stage1["evaluation"][key]]
+            sds = [0.0]
+            for b in budgets:
+                v = _values(records, arm, b, key)
+                means.append(float(v.mean()))
+                sds.append(float(v.std(ddof=1)) if v.size > 1 else 0.0)
+            ax.errorbar([0, *budgets], means, yerr=sds, marker="o", capsize=3, label=arm)
+        ax.set_xlabel("synthetic budget (texts)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+BEGIN_MARK = "<!-- experiment results: generated by bench/experiment.py, do not edit -->"
+END_MARK = "<!-- end of experiment results -->"
+
+
+def results_markdown(results: dict[str, Any], plot_name: str, command: str) -> str:
+    """The generated part of docs/experiments.md: setup, expected-first checks, tables."""
+    records = results["records"]
+    stage1 = results["stage1"]
+    build = results["build"]
+    budget = max(int(r["budget"]) for r in records)
+    teacher = build["teacher"]
+    s1 = build["stage1"]
+    config = results["config"]
+    lines = [
+        BEGIN_MARK,
+        "",
+        f"Command: `{command}` ({results['seconds'] / 60:.1f} minutes; "
+        f"{config['pool_per_domain'] * 12} pool texts in {config['clusters']} clusters, "
+        f"{config['probes_per_cluster']} probes a cluster, budgets {config['budgets']}, "
+        f"seeds {config['seeds']}, {len(stage1['heard_domains'])} heard domains).",
+        "",
+        f"- Teacher: held-out perplexity **{teacher['perplexity']:.1f}** against "
+        f"**{teacher['unigram_perplexity']:.1f}** for a unigram model, on "
+        f"{teacher['tokens']:,} tokens of {teacher['texts']:,} held-out glosses "
+        f"(trained on {teacher['train_texts']:,} glosses of all 12 domains).",
+        f"- Stage-I student: distilled on {s1['trained_rows']} spoken prefixes of "
+        f"{', '.join(s1['heard_domains'])}; final epoch loss {s1['epoch_losses'][-1]:.4f}.",
+        f"- Evaluation: {stage1['eval_rows']} held-out glosses of every domain "
+        f"(refused by the scorer: {stage1['eval_refused'] or 'none'}); "
+        f"{config['choices']}-way multiple choice on the same prefixes.",
+        "",
+        "### Expected first: the unheard domains have the larger gap",
+        "",
+        domain_table(stage1),
+        "",
+        "Clusters of the pool ranked by the stage-I student's probe gap:",
+        "",
+        cluster_table(results["clusters"]),
+        "",
+        f"Where each arm spent the largest budget ({budget} texts), mean over seeds:",
+        "",
+        budget_table(records, stage1["heard_domains"], budget),
+        "",
+        f"### Stage II at {budget} synthetic texts (mean ± sd over seeds)",
+        "",
+        main_table(records, stage1, budget),
+        "",
+        "Difference from `random` (better/worse only where it exceeds the sum of the two sds):",
+        "",
+        comparison_table(records, budget),
+        "",
+        f"![held-out misalignment and spoken accuracy against budget]({plot_name})",
+        "",
+        END_MARK,
+    ]
+    return "\n".join(lines)
+
+
+def update_document(path: Path, block: str, title: str) -> Path:
+    """Replace the generated block of `path` (or append it; create the file if missing)."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else f"# {title}\n\n"
+    if BEGIN_MARK in text and END_MARK in text:
+        head, _, rest = text.partition(BEGIN_MARK)
+        _, _, tail = rest.partition(END_MARK)
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,140 @@
+"""ASR round trip: transcribe each clip and measure its character error rate (CER).
+
+A clip can pass every signal check and still say the wrong words (skipped or
+repeated phrases, babble). A speech recogniser from a local folder, Whisper or a
+wav2vec2-style CTC model, transcribes every clip; the CER against the text the
+engine read tells how intelligible the clip is. Both sides are normalised the
+same way (numbers spelled out, lower case, no punctuation) before comparing.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saladpipe.data_schemas.config import AsrCheck
+from saladpipe.data_schemas.errors import ConfigError
+from saladpipe.tts.audio import resample
+from saladpipe.tts.normalize import base_language, normalize_text
+
+
+def comparable(text: str, language: str = "en") -> str:
+    """Text reduced to what a transcript can be compared on: words, lower case, single spaces."""
+    spoken = normalize_text(text, language).lower()
+    return " ".join(re.sub(r"[^\w\s']|_", " ", spoken).split())
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance between two strings (one numpy pass per character of `a`)."""
+    if not a or not b:
+        return max(len(a), len(b))
+    target = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
+    steps = np.arange(len(b) + 1)
+    row = steps.copy()
+    for i, char in enumerate(a, start=1):
+        substitute = row[:-1] + (target != ord(char))
+        best = np.minimum(row[1:] + 1, substitute)
+        best = np.concatenate(([i], best))
+        # Insertions run along the row: a running minimum of best[k] + (j - k).
+        row = np.minimum.accumulate(best - steps) + steps
+    return int(row[-1])
+
+
+def character_error_rate(reference: str, hypothesis: str, language: str = "en") -> float:
+    """Edits to turn the transcript into the reference, per reference character."""
+    ref, hyp = comparable(reference, language), comparable(hypothesis, language)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    return edit_distance(ref, hyp) / len(ref)
+
+
+class Transcriber:
+    """A Whisper or CTC checkpoint from a local folder (safetensors, no remote code)."""
+
+    def __init__(self, check: AsrCheck) -> None:
+        import torch
+        from transformers import AutoConfig, AutoModelForCTC, AutoProcessor
+
+        folder = Path(check.model)
+        try:
+            config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"config error: tts.asr.model: {folder}: {exc}") from None
+        self.is_whisper = config.model_type == "whisper"
+        options: dict[str, Any] = {"local_files_only": True, "use_safetensors": True}
+        if self.is_whisper:
+            from transformers import WhisperForConditionalGeneration
+
+            model: Any = WhisperForConditionalGeneration.from_pretrained(folder, **options)
+        elif any(name.endswith("ForCTC") for name in config.architectures or []):
+            model = AutoModelForCTC.from_pretrained(folder, **options)
+        else:
+            raise ConfigError(
+                f"config error: tts.asr.model: {folder} is neither a Whisper nor a CTC model "
+                f"(architectures: {config.architectures})"
+            )
+        if check.device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        else:
+            device = check.device
+        self.model = model.to(device).eval()
+        self.processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
+        self.sample_rate = int(self.processor.feature_extractor.sampling_rate)
+        self.batch_size = check.batch_size
+        self.name = folder.name
+
+    def transcribe(
+        self, clips: list[np.ndarray], sample_rate: int, language: str = "en"
+    ) -> list[str]:
+        """Transcripts of mono float clips at `sample_rate`, in order."""
+        pieces: list[np.ndarray] = []
+        owner: list[int] = []
+        for number, clip in enumerate(clips):
+            for piece in self._windows(resample(clip, sample_rate, self.sample_rate)):
+                pieces.append(piece)
+                owner.append(number)
+        heard: list[str] = []
+        for start in range(0, len(pieces), self.batch_size):
+            batch = pieces[start : start + self.batch_size]
+            heard += self._whisper(batch, language) if self.is_whisper else self._ctc(batch)
+        texts: list[list[str]] = [[] for _ in clips]
+        for number, text in zip(owner, heard, strict=True):
+            texts[number].append(text.strip())
+        return [" ".join(t) for t in texts]
+
+    def _windows(self, samples: np.ndarray) -> list[np.ndarray]:
+        """Whisper hears at most 30 s at a time; a CTC model takes the clip whole."""
+        if not self.is_whisper:
+            return [samples]
+        size = 30 * self.sample_rate
+        return [samples[i : i + size] for i in range(0, max(1, samples.size), size)]
+
+    def _ctc(self, batch: list[np.ndarray]) -> list[str]:
+        import torch
+
+        inputs = self.processor(
+            batch, sampling_rate=self.sample_rate, return_tensors="pt", padding=True
+        ).to(self.model.device)
+        with torch.inference_mode():
+            ids = self.model(**inputs).logits.argmax(-1)
+        return [str(t) for t in self.processor.batch_decode(ids)]
+
+    def _whisper(self, batch: list[np.ndarray], language: str) -> list[str]:
+        import torch
+
+        inputs = self.processor(
+            batch, sampling_rate=self.sample_rate, return_tensors="pt", return_attention_mask=True
+        )
+        features = inputs.input_features.to(self.model.device, self.model.dtype)
+        options: dict[str, Any] = {
+            "attention_mask": inputs.attention_mask.to(self.model.device),
+            "max_new_tokens": self.model.config.max_target_positions // 2,
+        }
+        if getattr(self.model.generation_config, "lang_to_id", None):
+            options.update(language=base_language(language), task="transcribe")
+        with torch.inference_mode():
+            ids = self.model.generate(features, **options)
+        return [str(t) for t in self.processor.batch_decode(ids, skip_special_tokens=True)]

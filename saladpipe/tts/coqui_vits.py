@@ -1,0 +1,88 @@
+"""Batched VITS inference: many texts per model call, each clip as if spoken alone.
+
+Coqui's API speaks one text per call. Its VITS model accepts a padded batch with
+lengths; the text encoder, duration predictor and flow honour those lengths, but
+the HiFi-GAN decoder does not: its convolutions read the padding after a short
+clip, and every layer's bias turns that padding into non-zero values (the "noise
+at the end of shorter clips" users of padded batches reported). Here every
+decoder convolution sees its input masked to each clip's own length, so a clip
+from a batch equals the clip synthesized alone, and each clip is cut at its own
+length (its frames times the decoder's hop), never at the batch's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@contextlib.contextmanager
+def _per_clip_decoding(model: Any, frames: list[torch.Tensor]) -> Iterator[None]:
+    """Record each clip's frame count, and mask every decoder convolution's input to it.
+
+    The frame counts exist only inside `inference` (after the duration predictor);
+    they are read from the mask that `upsampling_z` returns right before decoding.
+    """
+    original = model.upsampling_z
+
+    def upsampling_z(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        z, segment, slices, y_mask = original(*args, **kwargs)
+        frames.append(y_mask[:, 0].sum(-1).long())
+        return z, segment, slices, y_mask
+
+    def mask_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        x, steps = args[0], args[0].shape[-1]
+        if steps == 1:  # the speaker conditioning, not a signal
+            return args
+        valid = frames[-1] * steps // int(frames[-1].max())
+        keep = torch.arange(steps, device=x.device)[None, :] < valid[:, None]
+        return (x * keep[:, None, :].to(x.dtype), *args[1:])
+
+    handles = [
+        module.register_forward_pre_hook(mask_input)
+        for module in model.waveform_decoder.modules()
+        if isinstance(module, nn.Conv1d | nn.ConvTranspose1d)
+    ]
+    model.upsampling_z = upsampling_z
+    try:
+        yield
+    finally:
+        del model.upsampling_z
+        for handle in handles:
+            handle.remove()
+
+
+def synthesize_vits_batch(
+    model: Any,
+    token_ids: list[list[int]],
+    speaker_id: torch.Tensor | None = None,
+    d_vector: torch.Tensor | None = None,
+    language_id: int | None = None,
+) -> list[np.ndarray]:
+    """One model call for all `token_ids`; returns each clip trimmed to its own length."""
+    device = next(model.parameters()).device
+    batch = len(token_ids)
+    lengths = torch.tensor([len(ids) for ids in token_ids], device=device)
+    tokens = torch.zeros(batch, int(lengths.max()), dtype=torch.long, device=device)
+    for row, ids in enumerate(token_ids):
+        tokens[row, : len(ids)] = torch.tensor(ids, device=device)
+    aux: dict[str, Any] = {
+        "x_lengths": lengths,
+        "speaker_ids": None if speaker_id is None else speaker_id.to(device).expand(batch),
+        "d_vectors": None if d_vector is None else d_vector.to(device).expand(batch, -1),
+        "language_ids": None
+        if language_id is None
+        else torch.full((batch,), language_id, device=device),
+    }
+    frames: list[torch.Tensor] = []
+    with torch.inference_mode(), _per_clip_decoding(model, frames):
+        waves = model.inference(tokens, aux_input=aux)["model_outputs"][:, 0]
+    samples = (frames[-1] * math.prod(model.args.upsample_rates_decoder)).tolist()
+    out = waves.float().cpu().numpy()
+    return [out[i, : min(n, out.shape[-1])].copy() for i, n in enumerate(samples)]

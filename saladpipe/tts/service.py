@@ -1,0 +1,175 @@
+"""The synthesis layer as one object: the run's voices in worker processes, and the ASR check.
+
+`SpeechService.speak` takes (text_id, text) pairs and returns, in the same order,
+a clip or the reason there is none. Voices are chosen per text by weight with
+the run's seed; licences are checked before any worker starts; clips that fail
+the optional ASR round trip are rejected like any other failed check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from saladpipe.data_schemas.config import TTSSection
+from saladpipe.tts.asr import Transcriber, character_error_rate
+from saladpipe.tts.audio import decode
+from saladpipe.tts.base import EngineOptions, VoiceInfo
+from saladpipe.tts.pool import EngineFactory, VoiceReport, WorkerPool
+from saladpipe.tts.registry import create_engine
+from saladpipe.tts.render import Failed, Outcome, RenderSettings, Request, Spoken
+from saladpipe.tts.voices import assign_voices, check_voices, unit_hash
+
+logger = logging.getLogger("saladpipe")
+
+
+@dataclass(frozen=True)
+class SpokenText:
+    """A checked clip of one text and everything recorded with it."""
+
+    text_id: str
+    text: str
+    normalized_text: str
+    audio: bytes
+    sampling_rate: int
+    duration_s: float
+    engine: str
+    voice: str
+    license: str
+    asr_cer: float | None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A text without a clip, and why."""
+
+    text_id: str
+    text: str
+    reason: str
+    detail: str
+
+
+def worker_threads(tts: TTSSection) -> int:
+    """CPU threads per worker: configured, else the cores shared out among the workers."""
+    return tts.threads_per_worker or max(1, len(os.sched_getaffinity(0)) // tts.workers)
+
+
+class SpeechService:
+    """Speaks texts with a run's voices; start once per process, reuse for every shard."""
+
+    def __init__(
+        self,
+        tts: TTSSection,
+        audio_format: str,
+        seed: int,
+        factory: EngineFactory = create_engine,
+    ) -> None:
+        self.tts = tts
+        self.audio_format = audio_format
+        self.seed = seed
+        self.voices: list[VoiceInfo] = check_voices(tts)
+        self._weights = [spec.weight for spec in tts.voice_specs()]
+        self._pool = WorkerPool(
+            tts.voice_specs(),
+            RenderSettings.of(tts, audio_format),
+            EngineOptions(tts.device, worker_threads(tts)),
+            workers=tts.workers,
+            timeout_s=tts.timeout_s,
+            retries=tts.retries,
+            factory=factory,
+        ).start()
+        self._transcriber: Transcriber | None = None
+
+    @property
+    def reports(self) -> list[VoiceReport]:
+        """Each voice as its worker loaded it: engine, sample rate, batch size, speakers."""
+        return self._pool.reports
+
+    def speak(
+        self,
+        items: Sequence[tuple[str, str]],
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> list[SpokenText | Rejected]:
+        """A clip or a rejection for every (text_id, text), in order."""
+        voices = assign_voices([text_id for text_id, _ in items], self._weights, self.seed)
+        requests = [
+            Request(i, text, voice, int(unit_hash(self.seed, text_id) * 2**62))
+            for i, ((text_id, text), voice) in enumerate(zip(items, voices, strict=True))
+        ]
+        outcomes = self._pool.run(requests, on_outcome)
+        rss = [f"{b / 2**20:.0f} MB" for b in self._pool.worker_rss_bytes()]
+        logger.info("tts workers' resident memory: %s", ", ".join(rss))
+        results = [
+            self._result(item, voice, outcome)
+            for item, voice, outcome in zip(items, voices, outcomes, strict=True)
+        ]
+        if self.tts.asr is None:
+            return results
+        languages = [self._pool.reports[v].info.language for v in voices]
+        return self._asr_check(results, languages)
+
+    def _result(self, item: tuple[str, str], voice: int, outcome: Outcome) -> SpokenText | Rejected:
+        text_id, text = item
+        if isinstance(outcome, Failed):
+            return Rejected(text_id, text, outcome.reason, outcome.detail)
+        assert isinstance(outcome, Spoken)
+        report = self._pool.reports[voice]
+        return SpokenText(
+            text_id,
+            text,
+            outcome.normalized_text,
+            outcome.audio,
+            self.tts.sample_rate,
+            outcome.duration_s,
+            report.engine,
+            report.info.name,
+            report.info.license,
+            None,
+        )
+
+    def _asr_check(
+        self, results: list[SpokenText | Rejected], languages: list[str]
+    ) -> list[SpokenText | Rejected]:
+        """Transcribe every clip; record its CER, reject it above tts.asr.max_cer."""
+        assert self.tts.asr is not None
+        if self._transcriber is None:
+            self._transcriber = Transcriber(self.tts.asr)
+        spoken = {i: r for i, r in enumerate(results) if isinstance(r, SpokenText)}
+        heard: dict[int, str] = {}
+        for language in sorted(set(languages)):
+            group = [i for i in spoken if languages[i] == language]
+            clips = [decode(spoken[i].audio)[0] for i in group]
+            texts = self._transcriber.transcribe(clips, self.tts.sample_rate, language)
+            heard.update(zip(group, texts, strict=True))
+        limit = self.tts.asr.max_cer
+        checked: list[SpokenText | Rejected] = []
+        for i, result in enumerate(results):
+            if isinstance(result, Rejected):
+                checked.append(result)
+                continue
+            cer = character_error_rate(result.normalized_text, heard[i], languages[i])
+            if limit is not None and cer > limit:
+                detail = f"asr_cer: {cer:.2f} > {limit:.2f}; heard {heard[i][:80]!r}"
+                checked.append(Rejected(result.text_id, result.text, "asr_cer", detail))
+            else:
+                checked.append(dataclasses.replace(result, asr_cer=round(cer, 4)))
+        return checked
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self._pool.close()
+
+    def __enter__(self) -> SpeechService:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,64 @@
+"""The run-folder lock: a second process is refused with the holder named; death frees it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from saladpipe.flows.lock import RunLock, RunLockedError
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from saladpipe.flows.lock import RunLock
+with RunLock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def _hold_in_child(state: Path) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(state)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "locked"
+    return child
+
+
+def test_second_process_is_refused_with_the_holder_named(tmp_path: Path) -> None:
+    child = _hold_in_child(tmp_path / "state")
+    try:
+        with pytest.raises(
+            RunLockedError, match=rf"in use by another process \(pid {child.pid} on "
+        ):
+            RunLock(tmp_path / "state").__enter__()
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_killed_holder_releases_the_lock(tmp_path: Path) -> None:
+    child = _hold_in_child(tmp_path / "state")
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            with RunLock(tmp_path / "state"):
+                break
+        except RunLockedError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_lock_is_reentrant_after_release_in_one_process(tmp_path: Path) -> None:
+    with RunLock(tmp_path / "state"):
+        pass
+    with RunLock(tmp_path / "state"):
+        pass

@@ -1,0 +1,283 @@
+"""Shards as trainers load them: Hugging Face datasets, Lhotse Shar, the IterableDataset,
+NeMo manifests; the writer's layout; `verify` against corruption; training mixes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from saladpipe.data_schemas import tables
+from saladpipe.pipeline.shards.dataset import ShardDataset
+from saladpipe.pipeline.shards.verify import verify_run
+from saladpipe.pipeline.shards.writer import ShardWriter
+from saladpipe.tts.audio import resample
+from tests.factories import E2ERun, ToneEngine, tone_run
+
+
+@pytest.fixture(scope="module")
+def toned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
+    """A finished run folder whose clips are known tones, and the 16 kHz audio of each."""
+    return tone_run(tmp_path_factory.mktemp("toned"), n=24)
+
+
+def _expected(engine_audio: dict[str, np.ndarray], text_id: str) -> np.ndarray:
+    return resample(engine_audio[text_id], ToneEngine.RATE, 16000)
+
+
+def test_datasets_decodes_what_was_synthesized(toned: tuple[Path, dict[str, np.ndarray]]) -> None:
+    import datasets
+
+    run, audio = toned
+    files = [str(p) for p in sorted((run / "shards").glob("*.parquet"))]
+    ds = datasets.load_dataset("parquet", data_files=files, split="train")
+    assert isinstance(ds.features["audio"], datasets.Audio)
+    assert len(ds) == len(audio)
+    for row in ds:
+        decoded = row["audio"].get_all_samples().data.numpy()[0]
+        np.testing.assert_allclose(decoded, _expected(audio, row["text_id"]), atol=2e-4)
+
+
+def test_lhotse_shar_export_loads_with_from_shar(
+    toned: tuple[Path, dict[str, np.ndarray]], tmp_path: Path
+) -> None:
+    from lhotse import CutSet
+
+    from saladpipe.cli import main
+
+    run, audio = toned
+    assert main(["export", str(run), str(tmp_path / "shar"), "--shard-size", "10"]) == 0
+    cuts = CutSet.from_shar(in_dir=tmp_path / "shar")
+    seen = set()
+    for cut in cuts:
+        seen.add(cut.id)
+        assert cut.supervisions[0].text.startswith("tone")
+        assert cut.custom["strategy"] == "salad"
+        np.testing.assert_allclose(cut.load_audio()[0], _expected(audio, cut.id), atol=2e-4)
+    assert seen == set(audio)
+
+
+def test_nemo_manifest_export(toned: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
+    from saladpipe.cli import main
+
+    run, audio = toned
+    assert main(["export", str(run), str(tmp_path / "nemo"), "--format", "nemo"]) == 0
+    lines = (tmp_path / "nemo" / "manifest.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert {r["text_id"] for r in records} == set(audio)
+    for record in records:
+        assert Path(record["audio_filepath"]).is_file()
+        assert record["duration"] == pytest.approx(
+            _expected(audio, record["text_id"]).size / 16000, abs=1e-3
+        )
+        assert record["text"]
+
+
+def test_iterable_dataset_splits_ranks_and_workers_without_overlap(
+    toned: tuple[Path, dict[str, np.ndarray]],
+) -> None:
+    from torch.utils.data import DataLoader
+
+    run, audio = toned
+    seen: list[str] = []
+    for rank in range(2):
+        ds = ShardDataset(run, rank=rank, world_size=2, shuffle_seed=3)
+        # spawn: forked workers would inherit the test process's Prefect threads and atexit hooks
+        loader = DataLoader(ds, batch_size=None, num_workers=2, multiprocessing_context="spawn")
+        for row in loader:
+            seen.append(row["text_id"])
+            np.testing.assert_allclose(row["audio"], _expected(audio, row["text_id"]), atol=2e-4)
+    assert sorted(seen) == sorted(audio)
+
+
+def test_iterable_dataset_shuffles_by_seed_and_epoch(
+    toned: tuple[Path, dict[str, np.ndarray]],
+) -> None:
+    run, _ = toned
+    ds = ShardDataset(run, decode_audio=False, shuffle_seed=1, rank=0, world_size=1)
+    first = [r["text_id"] for r in ds]
+    assert first == [r["text_id"] for r in ds]
+    ds.set_epoch(1)
+    second = [r["text_id"] for r in ds]
+    assert sorted(first) == sorted(second)
+
+
+def test_writer_rotates_by_size_and_keeps_audio_uncompressed(tmp_path: Path) -> None:
+    rows = 40
+    table = pa.table(
+        {
+            "text_id": [f"t{i}" for i in range(rows)],
+            "text": ["x"] * rows,
+            "audio": [
+                {
+                    "bytes": bytes(np.random.default_rng(i).integers(0, 255, 20_000, np.uint8)),
+                    "path": f"t{i}.flac",
+                }
+                for i in range(rows)
+            ],
+            "sampling_rate": pa.array([16000] * rows, pa.int32()),
+            "duration_s": pa.array([1.0] * rows, pa.float32()),
+            "domain": [None] * rows,
+            "cluster": pa.array([0] * rows, pa.int32()),
+            "cluster_gap": [0.1] * rows,
+            "gap_score": [0.1] * rows,
+            "selection_round": pa.array([0] * rows, pa.int32()),
+            "strategy": ["salad"] * rows,
+            "probability": [0.01] * rows,
+            "rank": list(range(rows)),
+            "tts_engine": ["piper"] * rows,
+            "tts_voice": ["v"] * rows,
+            "normalized_text": ["x"] * rows,
+            "tts_license": ["CC0-1.0"] * rows,
+            "asr_cer": pa.array([None] * rows, pa.float32()),
+        }
+    )
+    with ShardWriter(
+        tmp_path, "part-00000", tables.SHARD, max_bytes=300_000, row_group_bytes=100_000
+    ) as writer:
+        for start in range(0, rows, 4):
+            writer.write(table.slice(start, 4))
+    assert len(writer.paths) >= 2
+    assert sum(pq.read_metadata(p).num_rows for p in writer.paths) == rows
+    metadata = pq.read_metadata(writer.paths[0])
+    assert metadata.num_row_groups >= 2
+    audio_chunk = metadata.row_group(0).column(2)
+    assert audio_chunk.path_in_schema == "audio.bytes"
+    assert audio_chunk.compression == "UNCOMPRESSED"
+    assert (
+        "RLE_DICTIONARY" not in audio_chunk.encodings
+        and "PLAIN_DICTIONARY" not in audio_chunk.encodings
+    )
+    assert metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_writer_leaves_nothing_behind_on_error(tmp_path: Path) -> None:
+    with (
+        pytest.raises(RuntimeError),
+        ShardWriter(tmp_path, "part", tables.CORPUS, row_group_bytes=1) as writer,
+    ):
+        writer.write(pa.table({"text_id": ["a"], "text": ["b"], "domain": [None], "source": ["s"]}))
+        raise RuntimeError("crash mid-shard")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "stray"])
+def test_verify_names_each_problem(damage: str, e2e_run: E2ERun, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(e2e_run.run_dir, run, ignore=shutil.ignore_patterns("state"))
+    assert verify_run(run) == []
+    shard = sorted((run / "shards").glob("*.parquet"))[0]
+    relative = str(shard.relative_to(run))
+    if damage == "truncate":
+        shard.write_bytes(shard.read_bytes()[:-100])
+    elif damage == "flip":
+        data = bytearray(shard.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        shard.write_bytes(bytes(data))
+    elif damage == "delete":
+        shard.unlink()
+    else:
+        (run / "shards" / "part-99999.parquet").write_bytes(b"stray")
+    problems = verify_run(run)
+    expected = {
+        "truncate": ("truncated", relative),
+        "flip": ("altered", relative),
+        "delete": ("missing", relative),
+        "stray": ("extra", "shards/part-99999.parquet"),
+    }[damage]
+    assert [(p.kind, p.path) for p in problems] == [expected]
+    proc = subprocess.run(
+        [sys.executable, "-m", "saladpipe.cli", "verify", str(run)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert expected[0] in proc.stdout and expected[1] in proc.stdout
+
+
+def test_verify_passes_on_a_finished_run_and_fails_without_manifest(
+    e2e_run: E2ERun, tmp_path: Path
+) -> None:
+    assert verify_run(e2e_run.run_dir) == []
+    assert [p.kind for p in verify_run(tmp_path)] == ["no_manifest"]
+
+
+def test_mix_by_hours_is_deterministic_and_lists_every_source(
+    toned: tuple[Path, dict[str, np.ndarray]], tmp_path: Path
+) -> None:
+    from saladpipe.cli import main
+
+    run, _ = toned
+    natural = tmp_path / "natural.jsonl"
+    natural.write_text(
+        "".join(
+            json.dumps(
+                {"audio_filepath": f"/data/n{i}.wav", "text": f"natural {i}", "duration": 2.0}
+            )
+            + "\n"
+            for i in range(40)
+        )
+    )
+    text = tmp_path / "text.txt"
+    text.write_text("".join(f"a text only line number {i}\n" for i in range(400)) + "\n")
+    config = tmp_path / "mix.toml"
+    config.write_text(f"""
+[mix]
+name = "thirds"
+seed = 7
+unit = "hours"
+total = 0.03
+[[sources]]
+name = "synthetic"
+kind = "shards"
+path = "{run}"
+[[sources]]
+name = "natural"
+kind = "nemo_manifest"
+path = "{natural}"
+[[sources]]
+name = "text"
+kind = "text"
+path = "{text}"
+""")
+    outputs = []
+    for attempt in range(2):
+        out = tmp_path / f"out{attempt}"
+        assert main(["mix", str(config), "--output-dir", str(out)]) == 0
+        outputs.append(pq.read_table(out / "rows.parquet"))
+    assert outputs[0].equals(outputs[1])
+    summary = json.loads((tmp_path / "out0" / "mix.json").read_text())
+    by_name = {s["name"]: s for s in summary["sources"]}
+    assert set(by_name) == {"synthetic", "natural", "text"}
+    for source in by_name.values():
+        assert source["share"] == pytest.approx(1 / 3)
+        assert source["requested"] == pytest.approx(0.01)
+        assert source["taken"] >= source["requested"] - 1e-9
+        assert source["rows"] == sum(
+            1 for s in outputs[0].column("source").to_pylist() if s == source["name"]
+        )
+    assert by_name["text"]["skipped"] == {"empty": 1}
+    assert len(set(outputs[0].column("item_id").to_pylist())) == outputs[0].num_rows
+
+
+def test_mix_refuses_a_source_too_small_for_its_share(
+    toned: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from saladpipe.cli import main
+
+    run, _ = toned
+    config = tmp_path / "mix.toml"
+    config.write_text(
+        '[mix]\nunit = "rows"\ntotal = 1000\n'
+        f'[[sources]]\nname = "s"\nkind = "shards"\npath = "{run}"\n'
+    )
+    assert main(["mix", str(config), "--output-dir", str(tmp_path / "o")]) == 2
+    assert "source s holds 24.000 rows, the mix asks 1000.000" in capsys.readouterr().err
