@@ -15,8 +15,8 @@ the real model. Its durations are scaled to about 0.065 s a character, like real
 Texts are WordNet glosses without digits or symbols, so normalisation leaves them as
 they are and both sides speak the same words. Walls are the best of `--repeats` runs.
 
-Usage: .venv/bin/python -P bench/tts.py [--texts 40] [--coqui-texts 16] [--repeats 2]
-(-P keeps bench/ off sys.path: bench/select.py would shadow the standard library.)
+Usage: .venv/bin/python bench/tts.py [--texts 40] [--coqui-texts 16] [--repeats 2]
+                                     [--parts piper,espeak,workers,coqui]
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ NOISE_CHECKS = ClipChecks(
 
 def texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
     """Plain-word WordNet glosses of 60 to 160 characters (no digits or symbols)."""
-    corpus = build_wordnet_corpus(per_domain=60, seed=seed).to_pylist()
+    corpus = build_wordnet_corpus(per_domain=100, seed=seed).to_pylist()
     plain = [r for r in corpus if re.fullmatch(r"[A-Za-z ,.;:'()-]{60,160}", r["text"])]
-    return [(r["text_id"], r["text"]) for r in plain[:n]]
+    return [(r["id"], r["text"]) for r in plain[:n]]
 
 
 def best(repeats: int, run: Callable[[], float]) -> tuple[float, float]:
@@ -166,26 +166,40 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=40)
     parser.add_argument("--coqui-texts", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--parts",
+        default="piper,espeak,workers,coqui",
+        help="comma-separated subset of: piper, espeak, workers, coqui",
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     items = texts(max(args.texts, args.coqui_texts) * 5)
     print(f"{CORES} CPU cores; no GPU measured")
 
-    piper, espeak = VoiceSpec(engine="piper"), VoiceSpec(engine="espeak")
-    compare("Piper (joe, 22.05 kHz)", piper, TTSSection(), items[: args.texts], args.repeats)
-    compare(
-        "eSpeak NG (en-us)",
-        espeak,
-        TTSSection(engine="espeak"),
-        items[: args.texts * 5],
-        args.repeats,
-    )
+    if "piper" in parts:
+        piper = VoiceSpec(engine="piper")
+        compare("Piper (joe, 22.05 kHz)", piper, TTSSection(), items[: args.texts], args.repeats)
+    if "espeak" in parts:
+        compare(
+            "eSpeak NG (en-us)",
+            VoiceSpec(engine="espeak"),
+            TTSSection(engine="espeak"),
+            items[: args.texts * 5],
+            args.repeats,
+        )
+    if "workers" in parts:
+        piper_workers(items[: args.texts], args.repeats)
+    if "coqui" in parts:
+        coqui(items[: args.coqui_texts], args.repeats)
 
-    piper_items = items[: args.texts]
-    one, wall_one = pipeline(TTSSection(workers=1), piper_items, args.repeats)
+
+def piper_workers(piper_items: list[tuple[str, str]], repeats: int) -> None:
+    """Piper in 1 worker (all cores as threads, or 1 thread) against 2 workers."""
+    one, wall_one = pipeline(TTSSection(workers=1), piper_items, repeats)
     one_thread, wall_one_thread = pipeline(
-        TTSSection(workers=1, threads_per_worker=1), piper_items, args.repeats
+        TTSSection(workers=1, threads_per_worker=1), piper_items, repeats
     )
-    two, wall_two = pipeline(TTSSection(workers=2), piper_items, args.repeats)
+    two, wall_two = pipeline(TTSSection(workers=2), piper_items, repeats)
     print(f"Piper worker processes: {len(piper_items)} texts")
     print(line(f"1 worker, {CORES} threads", one, wall_one))
     print(line("1 worker, 1 thread", one_thread, wall_one_thread))
@@ -195,17 +209,19 @@ def main() -> None:
         f"against 1 worker with 1 thread: {(two / wall_two) / (one_thread / wall_one_thread):.2f}x"
     )
 
+
+def coqui(coqui_items: list[tuple[str, str]], repeats: int) -> None:
+    """Coqui VITS through the pipeline against bare, then batched against Coqui's API."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = coqui_model(Path(tmp) / "vits")
-        coqui_items = items[: args.coqui_texts]
         compare(
             "Coqui VITS (default config, random weights)",
             VoiceSpec(engine="coqui", voice=str(folder)),
             TTSSection(engine="coqui", voice=str(folder), checks=NOISE_CHECKS, device="cpu"),
             coqui_items,
-            args.repeats,
+            repeats,
         )
-        coqui_batched_vs_api(folder, coqui_items, args.repeats)
+        coqui_batched_vs_api(folder, coqui_items, repeats)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from saladpipe.data_schemas.config import VoiceSpec
 from saladpipe.pipeline.corpora.wordnet import build_wordnet_corpus
+from saladpipe.pipeline.shards.writer import DEFAULT_LIMITS, ShardLimits
 from saladpipe.tts import EngineOptions, SpeechService, TTSEngine, VoiceInfo
 
 # Rows the small end-to-end corpus carries on purpose, with the reason ingest must give.
@@ -122,9 +123,12 @@ class ToneEngine(TTSEngine):
         return (0.3 * np.sin(2 * np.pi * (200 + 20 * index) * t)).astype(np.float32)
 
 
-def tone_run(root: Path, n: int) -> tuple[Path, dict[str, np.ndarray]]:
-    """A finished run folder (shards + manifest) whose n clips are tones; returns the
-    engine's native audio per text id, to compare what loaders decode against."""
+def tone_run(
+    root: Path, n: int, limits: ShardLimits = DEFAULT_LIMITS
+) -> tuple[Path, dict[str, np.ndarray]]:
+    """A finished run folder (shards + manifest) whose n clips are tones, 10 texts a
+    task, shards sized by `limits`; returns the engine's native audio per text id, to
+    compare what loaders decode against."""
     from saladpipe.data_schemas import RunLayout, parse_config
     from saladpipe.pipeline.manifest import write_manifest
     from saladpipe.pipeline.synthesize import synthesize_output_shard
@@ -149,11 +153,14 @@ def tone_run(root: Path, n: int) -> tuple[Path, dict[str, np.ndarray]]:
     shards = []
     with SpeechService(config.tts, config.output.audio_format, 0, factory=ToneEngine) as speech:
         for index, start in enumerate(range(0, n, 10)):
-            path = layout.output_shard(index)
-            synthesize_output_shard(
-                selection.slice(start, 10), path, layout.quarantine("tts", index), speech
+            result = synthesize_output_shard(
+                selection.slice(start, 10),
+                layout.output_shard(index),
+                layout.quarantine("tts", index),
+                speech,
+                limits,
             )
-            shards.append(path)
+            shards.extend(result.paths)
     write_manifest(config, layout, shards, {}, {"selected": n}, [])
     audio = {f"tone-{i}": engine.synthesize(f"tone {i}") for i in range(n)}
     return layout.root, audio

@@ -58,6 +58,8 @@ def two_rounds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     later = {
         **SMALL,
         "select": {"strategy": "diverse", "budget_texts": 5, "near_duplicate_threshold": 0.95},
+        # Tiny sizes: every clip its own row group and shard, so rotation goes end to end.
+        "output": {"shard_rows": 8, "max_shard_mb": 1e-5, "row_group_mb": 1e-5},
     }
     second = write_config(tmp / "round1.toml", path, run_dir, **later)
     with second.open("a", encoding="utf-8") as fh:
@@ -102,9 +104,14 @@ def test_manifest_lists_every_round_and_the_folder_verifies(two_rounds: dict[str
     assert manifest.counts["round"] == 1
     assert manifest.counts["ledger_texts"] == 4 and manifest.counts["selected"] == 5
     paths = [s.path for s in manifest.shards]
-    assert "shards/part-00000.parquet" in paths and "shards/part-r001-00000.parquet" in paths
+    assert "shards/part-00000.parquet" in paths
+    later_paths = [p for p in paths if p.startswith("shards/part-r001-00000")]
+    rotated = ["shards/part-r001-00000.parquet"]
+    rotated += [f"shards/part-r001-00000-{i:03d}.parquet" for i in range(1, len(later_paths))]
+    assert later_paths == rotated and len(rotated) == manifest.counts["synthesized"] > 1
     assert verify_run(run_dir) == []
-    later = pq.read_table(run_dir / "shards" / "part-r001-00000.parquet")
+    later = pq.read_table([run_dir / p for p in later_paths])
+    assert later.num_rows == manifest.counts["synthesized"]
     assert set(later.column("selection_round").to_pylist()) == {1}
     assert set(later.column("strategy").to_pylist()) == {"diverse"}
 

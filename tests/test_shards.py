@@ -15,17 +15,35 @@ import pyarrow.parquet as pq
 import pytest
 
 from saladpipe.data_schemas import tables
+from saladpipe.data_schemas.errors import SchemaError
+from saladpipe.data_schemas.io import read_table, sha256_file
+from saladpipe.data_schemas.manifest import Manifest
 from saladpipe.pipeline.shards.dataset import ShardDataset
 from saladpipe.pipeline.shards.verify import verify_run
-from saladpipe.pipeline.shards.writer import ShardWriter
+from saladpipe.pipeline.shards.writer import ShardLimits, ShardWriter
 from saladpipe.tts.audio import resample
 from tests.factories import E2ERun, ToneEngine, tone_run
 
 
 @pytest.fixture(scope="module")
 def toned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
-    """A finished run folder whose clips are known tones, and the 16 kHz audio of each."""
-    return tone_run(tmp_path_factory.mktemp("toned"), n=24)
+    """A finished run folder whose clips are known tones, and the 16 kHz audio of each;
+    shards small enough to rotate and hold several row groups, as big runs do."""
+    limits = ShardLimits(max_bytes=50_000, row_group_bytes=20_000)
+    return tone_run(tmp_path_factory.mktemp("toned"), n=24, limits=limits)
+
+
+def test_tone_run_shards_rotated_and_listed_in_the_manifest(
+    toned: tuple[Path, dict[str, np.ndarray]],
+) -> None:
+    run, audio = toned
+    files = sorted((run / "shards").glob("*.parquet"))
+    manifest = Manifest.read(run / "manifest.json")
+    assert sorted(s.path for s in manifest.shards) == [str(p.relative_to(run)) for p in files]
+    assert any("-001" in p.name for p in files)
+    assert max(pq.read_metadata(p).num_row_groups for p in files) >= 2
+    assert sum(pq.read_metadata(p).num_rows for p in files) == len(audio)
+    assert verify_run(run) == []
 
 
 def _expected(engine_audio: dict[str, np.ndarray], text_id: str) -> np.ndarray:
@@ -166,6 +184,30 @@ def test_writer_leaves_nothing_behind_on_error(tmp_path: Path) -> None:
         writer.write(pa.table({"text_id": ["a"], "text": ["b"], "domain": [None], "source": ["s"]}))
         raise RuntimeError("crash mid-shard")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_shard_of_another_schema_version_is_refused_naming_the_version(
+    toned: tuple[Path, dict[str, np.ndarray]], tmp_path: Path
+) -> None:
+    """Readers and `verify` refuse a file of another version with a message naming it."""
+    run = tmp_path / "run"
+    shutil.copytree(toned[0], run)
+    shard = sorted((run / "shards").glob("*.parquet"))[0]
+    table = pq.read_table(shard)
+    metadata = {**table.schema.metadata, tables.VERSION_KEY: b"0"}
+    pq.write_table(table.replace_schema_metadata(metadata), shard)
+    manifest = json.loads((run / "manifest.json").read_text())  # as if written so
+    entry = next(e for e in manifest["shards"] if e["path"] == str(shard.relative_to(run)))
+    entry.update(sha256=sha256_file(shard), bytes=shard.stat().st_size)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    current = tables.SCHEMA_VERSION
+    message = f"{shard}: written with schema version 0, this saladpipe reads {current}"
+    with pytest.raises(SchemaError) as refused:
+        ShardDataset(run / "shards")
+    assert str(refused.value) == message
+    with pytest.raises(SchemaError, match="schema version 0"):
+        read_table(shard, tables.SHARD)
+    assert [(p.kind, p.detail) for p in verify_run(run)] == [("unreadable", message)]
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "stray"])

@@ -268,7 +268,7 @@ def tiny_glow_tts(folder: Path, seed: int = 0) -> Path:
     )
     config.audio.griffin_lim_iters = 10
     torch.manual_seed(seed)
-    model = GlowTTS.init_from_config(config)
+    model = GlowTTS(config)
     torch.save({"model": model.state_dict()}, folder / "model.pth")
     config.save_json(str(folder / "config.json"))
     return folder

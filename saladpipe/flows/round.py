@@ -37,6 +37,7 @@ from saladpipe.pipeline import (
 from saladpipe.pipeline.corpora import builtin_corpus_path
 from saladpipe.pipeline.ingest import IngestStats, corpus_texts, ingest
 from saladpipe.pipeline.manifest import scoring_counts, scoring_model_ids, write_manifest
+from saladpipe.pipeline.shards.writer import ShardLimits
 
 PLACEHOLDER_WARNING = (
     "teacher/student are PLACEHOLDER models (tiny, random weights, built from configs): "
@@ -274,10 +275,13 @@ def shard_task(
     stop: int,
     out_path: Path,
     quarantine_path: Path,
-) -> tuple[Path | None, int]:
+) -> tuple[list[Path], int]:
     speech = resources.speech_service(config.tts, config.output.audio_format, config.run.seed)
     selection = select.read_selection(selection_path).slice(start, stop - start)
-    result = synthesize.synthesize_output_shard(selection, out_path, quarantine_path, speech)
+    limits = ShardLimits.from_mb(config.output.max_shard_mb, config.output.row_group_mb)
+    result = synthesize.synthesize_output_shard(
+        selection, out_path, quarantine_path, speech, limits
+    )
     get_run_logger().info(
         "%s: %d clips, %.1f s of audio, %d quarantined",
         out_path.name,
@@ -285,7 +289,7 @@ def shard_task(
         result.audio_seconds,
         len(result.rejected),
     )
-    return (out_path if result.clips else None), len(result.clips)
+    return list(result.paths), len(result.clips)
 
 
 @stage_task("write-manifest")
@@ -423,7 +427,7 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
         )
         for i, start in enumerate(range(0, selected, shard_rows))
     ]
-    shards = [path for path, _ in outputs if path is not None]
+    shards = [path for paths, _ in outputs for path in paths]
     record_task(config, layout, pool_files, outcome, shards, tts_quarantine, scores)
     counts = {
         **pool_files.counts,

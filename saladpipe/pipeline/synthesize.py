@@ -9,7 +9,7 @@ either in the clips/shard or in the quarantine table.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.pipeline.progress import Progress
 from saladpipe.pipeline.quarantine import quarantine_table
+from saladpipe.pipeline.shards.writer import DEFAULT_LIMITS, ShardLimits, ShardWriter
 from saladpipe.tts import Rejected, SpeechService, SpokenText
 from saladpipe.tts.render import Outcome, Spoken
 
@@ -28,10 +29,11 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 @dataclass(frozen=True)
 class SynthesisResult:
-    """Good clips in input order, and the rejected texts with reasons."""
+    """Good clips in input order, the rejected texts with reasons, the files written."""
 
     clips: list[SpokenText]
     rejected: list[Rejected]
+    paths: tuple[Path, ...] = ()
 
     @property
     def audio_seconds(self) -> float:
@@ -92,12 +94,17 @@ def synthesize_probe_shard(
 
 
 def synthesize_output_shard(
-    selection: pa.Table, out_path: Path, quarantine_path: Path, speech: SpeechService
+    selection: pa.Table,
+    out_path: Path,
+    quarantine_path: Path,
+    speech: SpeechService,
+    limits: ShardLimits = DEFAULT_LIMITS,
 ) -> SynthesisResult:
-    """Speak one slice of the selection and write it as a trainer-facing shard.
+    """Speak one slice of the selection and write it as trainer-facing shards.
 
-    The shard is written only when it holds at least one clip; every row of the
-    slice is either in it or in the quarantine table.
+    Shards are written only when there is at least one clip (`out_path`, then
+    `<stem>-001.parquet`... past `limits.max_bytes`); every row of the slice is either
+    in them or in the quarantine table.
     """
     items = list(
         zip(
@@ -117,13 +124,17 @@ def synthesize_output_shard(
     for name in tables.SELECTION.names:
         if name != "text_id":
             columns[name] = provenance.column(name)
-    write_shard(pa.table(columns), out_path)
-    return result
+    return replace(result, paths=tuple(write_shard(pa.table(columns), out_path, limits)))
 
 
-def write_shard(table: pa.Table, out_path: Path) -> None:
-    """The one place output shards are written (conformed to SHARD, atomically)."""
-    write_table(table, out_path, tables.SHARD, row_group_size=256)
+def write_shard(table: pa.Table, out_path: Path, limits: ShardLimits) -> list[Path]:
+    """The one place output shards are written: conformed to SHARD, sized, atomic."""
+    stem = out_path.name.removesuffix(".parquet")
+    with ShardWriter(
+        out_path.parent, stem, tables.SHARD, limits.max_bytes, limits.row_group_bytes
+    ) as writer:
+        writer.write(table)
+    return writer.paths
 
 
 def _write_quarantine(stage: str, result: SynthesisResult, path: Path, source: str) -> None:

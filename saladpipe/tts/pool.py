@@ -29,6 +29,9 @@ from saladpipe.tts.render import Failed, Outcome, RenderSettings, Request, batch
 
 EngineFactory = Callable[[VoiceSpec, EngineOptions], TTSEngine]
 
+# Fewest texts a job sends a worker (rounded up to whole batches).
+JOB_TEXTS = 8
+
 
 class EngineStartError(SaladpipeError):
     """A worker could not load its voices."""
@@ -86,7 +89,10 @@ def _serve(
         if job is None:
             return
         voice, requests = job
-        conn.send(("done", render(engines[voice], requests, settings), _rss_bytes()))
+        try:
+            conn.send(("done", render(engines[voice], requests, settings), _rss_bytes()))
+        except BrokenPipeError:
+            return  # the run that asked is gone (killed): nobody to answer
 
 
 def _rss_bytes() -> int:
@@ -195,7 +201,11 @@ class WorkerPool:
                 if worker.conn in ready:
                     self._receive(worker, state)
                 elif time.monotonic() >= worker.deadline:
-                    limit = self.timeout_s if worker.ready else self._start_timeout_s
+                    limit = (
+                        self._job_timeout_s(worker.job)
+                        if worker.ready and worker.job
+                        else self._start_timeout_s
+                    )
                     self._lost(worker, state, "tts_timeout", f"no result in {limit:g} s")
         return [state.results[r.index] for r in requests]
 
@@ -219,15 +229,24 @@ class WorkerPool:
         self._workers[self._workers.index(worker)] = None
 
     def _jobs(self, requests: Sequence[Request]) -> list[tuple[int, list[Request]]]:
-        """Per voice, texts of similar length together, in jobs of the voice's batch size."""
+        """Per voice, texts of similar length together, in jobs of whole batches holding at
+        least `JOB_TEXTS` texts: a round trip to the worker costs about a millisecond, as
+        much as a fast engine's clip, so one-text jobs would leave the worker idle."""
         jobs = []
         for voice, report in enumerate(self.reports):
             mine = sorted(
                 (r for r in requests if r.voice == voice), key=lambda r: (-len(r.text), r.index)
             )
-            size = max(1, report.batch_size)
+            batch = max(1, report.batch_size)
+            size = batch * -(-JOB_TEXTS // batch)
             jobs += [(voice, mine[i : i + size]) for i in range(0, len(mine), size)]
         return jobs
+
+    def _job_timeout_s(self, job: tuple[int, list[Request]]) -> float:
+        """`timeout_s` for each engine call (batch) the job holds."""
+        voice, requests = job
+        batch = max(1, self.reports[voice].batch_size) if self.reports else 1
+        return self.timeout_s * -(-len(requests) // batch)
 
     def _dispatch(self, state: _Run) -> None:
         for slot, worker in enumerate(self._workers):
@@ -235,7 +254,7 @@ class WorkerPool:
                 self._workers[slot] = self._spawn()
             elif worker is not None and worker.ready and worker.job is None and state.queue:
                 worker.job = state.queue.popleft()
-                worker.deadline = time.monotonic() + self.timeout_s
+                worker.deadline = time.monotonic() + self._job_timeout_s(worker.job)
                 worker.conn.send(worker.job)
 
     @staticmethod

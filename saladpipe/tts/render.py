@@ -10,8 +10,11 @@ pool decides about retries.
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,42 +96,65 @@ def batch_size(engine: TTSEngine, settings: RenderSettings) -> int:
 
 
 def render(engine: TTSEngine, requests: list[Request], settings: RenderSettings) -> list[Outcome]:
-    """Speak every request with `engine`; one outcome per request, in order."""
+    """Speak every request with `engine`; one outcome per request, in order.
+
+    A text is checked, resampled and encoded in a second thread as soon as its last
+    piece is synthesized, while the engine goes on with the next batch (engines and
+    encoders release the GIL), so the finishing work hides behind the synthesis.
+    """
     if requests:
         _seed(requests[0].seed)
     prepared = [prepare(engine, r.text, settings) for r in requests]
-    pieces = [(pos, part) for pos, (_, parts) in enumerate(prepared) for part in parts]
-    audio = _synthesize(engine, [part for _, part in pieces], batch_size(engine, settings))
-    per_request: list[list[np.ndarray | Exception]] = [[] for _ in requests]
-    for (pos, _), result in zip(pieces, audio, strict=True):
-        per_request[pos].append(result)
-    return [
-        _finish(engine, request, spoken, results, settings)
-        for request, (spoken, _), results in zip(requests, prepared, per_request, strict=True)
-    ]
+    owners = [(pos, slot) for pos, (_, parts) in enumerate(prepared) for slot in range(len(parts))]
+    texts = [prepared[pos][1][slot] for pos, slot in owners]
+    pieces: list[list[np.ndarray | Exception]] = [[] for _ in requests]
+    for pos, (_, parts) in enumerate(prepared):
+        pieces[pos] = [np.zeros(0, np.float32)] * len(parts)
+    waiting = [len(parts) for _, parts in prepared]
+
+    def finish(pos: int) -> Future[Outcome]:
+        request, spoken = requests[pos], prepared[pos][0]
+        return _finisher().submit(_finish, engine, request, spoken, pieces[pos], settings)
+
+    done = {pos: finish(pos) for pos, n in enumerate(waiting) if n == 0}
+    for chunk, results in _synthesize(engine, texts, batch_size(engine, settings)):
+        for i, result in zip(chunk, results, strict=True):
+            pos, slot = owners[i]
+            pieces[pos][slot] = result
+            waiting[pos] -= 1
+            if waiting[pos] == 0:
+                done[pos] = finish(pos)
+    return [done[pos].result() for pos in range(len(requests))]
 
 
-def _synthesize(engine: TTSEngine, texts: list[str], size: int) -> list[np.ndarray | Exception]:
-    """Batches of similar length; a failing batch is retried piece by piece to find the culprit."""
-    results: list[np.ndarray | Exception] = [np.zeros(0, np.float32)] * len(texts)
+@functools.cache
+def _finisher() -> ThreadPoolExecutor:
+    """The one thread of this process that checks, resamples and encodes finished texts."""
+    return ThreadPoolExecutor(1, thread_name_prefix="saladpipe-finish")
+
+
+def _synthesize(
+    engine: TTSEngine, texts: list[str], size: int
+) -> Iterator[tuple[list[int], list[np.ndarray | Exception]]]:
+    """Batches of similar length, as (indices, audio or error) when each is done; a failing
+    batch is retried piece by piece to find the culprit."""
     order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), i))
     for start in range(0, len(order), size):
         chunk = order[start : start + size]
         try:
-            waves = engine.synthesize_batch([texts[i] for i in chunk])
+            yield chunk, list(engine.synthesize_batch([texts[i] for i in chunk]))
         except Exception as exc:  # isolate the failing piece below
             if len(chunk) == 1:
-                results[chunk[0]] = exc
+                yield chunk, [exc]
                 continue
-            for i in chunk:
-                try:
-                    results[i] = engine.synthesize(texts[i])
-                except Exception as piece_exc:
-                    results[i] = piece_exc
-            continue
-        for i, wave in zip(chunk, waves, strict=True):
-            results[i] = wave
-    return results
+            yield chunk, [_synthesize_one(engine, texts[i]) for i in chunk]
+
+
+def _synthesize_one(engine: TTSEngine, text: str) -> np.ndarray | Exception:
+    try:
+        return engine.synthesize(text)
+    except Exception as exc:
+        return exc
 
 
 def _finish(

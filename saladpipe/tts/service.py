@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -83,6 +84,7 @@ class SpeechService:
             factory=factory,
         ).start()
         self._transcriber: Transcriber | None = None
+        self._lock = threading.Lock()
 
     @property
     def reports(self) -> list[VoiceReport]:
@@ -100,6 +102,18 @@ class SpeechService:
             Request(i, text, voice, int(unit_hash(self.seed, text_id) * 2**62))
             for i, ((text_id, text), voice) in enumerate(zip(items, voices, strict=True))
         ]
+        # The pool spreads one call over its workers; calls from several threads (shard
+        # tasks run at once) take turns, as their requests share the workers' pipes.
+        with self._lock:
+            return self._speak(items, voices, requests, on_outcome)
+
+    def _speak(
+        self,
+        items: Sequence[tuple[str, str]],
+        voices: list[int],
+        requests: list[Request],
+        on_outcome: Callable[[Outcome], None] | None,
+    ) -> list[SpokenText | Rejected]:
         outcomes = self._pool.run(requests, on_outcome)
         rss = [f"{b / 2**20:.0f} MB" for b in self._pool.worker_rss_bytes()]
         logger.info("tts workers' resident memory: %s", ", ".join(rss))

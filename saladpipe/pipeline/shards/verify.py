@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from saladpipe.data_schemas.errors import SchemaError
 from saladpipe.data_schemas.io import sha256_file
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.manifest import Manifest
@@ -73,7 +74,7 @@ def verify_run(run_dir: Path) -> list[Problem]:
             continue
         try:
             rows, seconds = _read_shard_stats(path)
-        except (pa.ArrowException, OSError, ValueError) as exc:
+        except (pa.ArrowException, OSError, ValueError, SchemaError) as exc:
             problems.append(Problem("unreadable", entry.path, str(exc).splitlines()[0]))
             continue
         if rows != entry.rows or abs(seconds - entry.audio_seconds) > 1e-3:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -22,6 +23,22 @@ from saladpipe.data_schemas.tables import conform
 DEFAULT_ROW_GROUP_BYTES = 100 * 1024 * 1024
 DEFAULT_MAX_SHARD_BYTES = 1024 * 1024 * 1024
 _BINARY_COLUMNS = ("audio",)
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ShardLimits:
+    """How big a row group and a shard may grow (bytes of Arrow data / of file)."""
+
+    max_bytes: int = DEFAULT_MAX_SHARD_BYTES
+    row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES
+
+    @classmethod
+    def from_mb(cls, max_shard_mb: float, row_group_mb: float) -> ShardLimits:
+        return cls(int(max_shard_mb * _MB), int(row_group_mb * _MB))
+
+
+DEFAULT_LIMITS = ShardLimits()
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, object]:
@@ -35,7 +52,10 @@ def parquet_options(schema: pa.Schema) -> dict[str, object]:
 
 
 class ShardWriter:
-    """Writes tables as `<stem>-NNN.parquet` shards in `directory`; a context manager.
+    """Writes tables as `<stem>.parquet` shards in `directory`; a context manager.
+
+    A shard that passes `max_bytes` is closed and the rows go on in `<stem>-001.parquet`,
+    `<stem>-002.parquet`, ...: one task's output keeps its task's name unless it is big.
 
     Each shard is written under a hidden temporary name and renamed when it is
     closed; on an exception every unfinished temporary is removed, so no file that
@@ -69,10 +89,14 @@ class ShardWriter:
         """Add rows; they reach disk in row groups of about `row_group_bytes`."""
         if table.num_rows == 0:
             return
-        self._pending.append(conform(table, self.schema))
-        self._pending_bytes += table.nbytes
-        if self._pending_bytes >= self.row_group_bytes:
-            self._flush_row_group()
+        table = conform(table, self.schema)
+        step = max(1, self.row_group_bytes * table.num_rows // max(1, table.nbytes))
+        for start in range(0, table.num_rows, step):
+            part = table.slice(start, step)
+            self._pending.append(part)
+            self._pending_bytes += part.nbytes
+            if self._pending_bytes >= self.row_group_bytes:
+                self._flush_row_group()
 
     def _flush_row_group(self) -> None:
         if not self._pending:
@@ -92,7 +116,9 @@ class ShardWriter:
         self._writer = pq.ParquetWriter(self._tmp, self.schema, **parquet_options(self.schema))
 
     def _next_path(self) -> Path:
-        return self.directory / f"{self.stem}-{len(self.paths):03d}.parquet"
+        index = len(self.paths)
+        suffix = f"-{index:03d}" if index else ""
+        return self.directory / f"{self.stem}{suffix}.parquet"
 
     def _close_shard(self) -> None:
         assert self._writer is not None and self._tmp is not None
