@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,13 @@ def small_wordnet_corpus(per_domain: int, seed: int = 0) -> pa.Table:
     return build_wordnet_corpus(per_domain=per_domain, seed=seed)
 
 
-def write_config(path: Path, corpus: Path, output_dir: Path, **sections: dict[str, Any]) -> Path:
-    """Write a small-run TOML config; keyword sections override the defaults below."""
+def write_config(
+    path: Path, corpus_file: Path, output_dir: Path, **sections: dict[str, Any]
+) -> Path:
+    """Write a small-run TOML config; keyword sections (`corpus` too) update the defaults."""
     base: dict[str, dict[str, Any]] = {
         "run": {"name": "test", "seed": 0, "output_dir": str(output_dir)},
-        "corpus": {"path": str(corpus), "max_chars": 300, "shard_rows": 40},
+        "corpus": {"path": str(corpus_file), "max_chars": 300, "shard_rows": 40},
         "cluster": {"k": 4, "iterations": 10},
         "probe": {"per_cluster": 3, "shard_rows": 8},
         "select": {"strategy": "salad", "gamma": 5.0, "budget_texts": 18},
@@ -121,6 +124,51 @@ class ToneEngine(TTSEngine):
         index = int(text.split()[1])
         t = np.arange(int(self.RATE * (1.0 + 0.05 * index))) / self.RATE
         return (0.3 * np.sin(2 * np.pi * (200 + 20 * index) * t)).astype(np.float32)
+
+
+class FlakyEngine(TTSEngine):
+    """The real engine of a voice, made to fail on a share of texts (by a hash of the
+    text, the same in every process): a fifth always raise, another fifth raise the
+    first time a worker sees them (a passing fault that a retry gets past)."""
+
+    name = "flaky"
+
+    def __init__(self, spec: VoiceSpec, options: EngineOptions) -> None:
+        super().__init__(spec, options)
+        from saladpipe.tts.registry import create_engine
+
+        self.inner = create_engine(spec, options)
+        self.seen: set[str] = set()
+        self.needs_normalization = self.inner.needs_normalization
+
+    @staticmethod
+    def fault(text: str) -> str | None:
+        bucket = zlib.crc32(text.encode()) % 5
+        return {0: "always", 1: "once"}.get(bucket)
+
+    @classmethod
+    def describe(cls, spec: VoiceSpec) -> VoiceInfo:
+        from saladpipe.tts.registry import describe_voice
+
+        return describe_voice(spec)
+
+    @classmethod
+    def list_voices(cls) -> list[str]:
+        return []
+
+    @property
+    def sample_rate(self) -> int:
+        return self.inner.sample_rate
+
+    def speakers(self) -> list[str]:
+        return self.inner.speakers()
+
+    def synthesize(self, text: str) -> np.ndarray:
+        fault = self.fault(text)
+        if fault == "always" or (fault == "once" and text not in self.seen):
+            self.seen.add(text)
+            raise RuntimeError(f"injected {fault} fault")
+        return self.inner.synthesize(text)
 
 
 def tone_run(

@@ -116,6 +116,7 @@ def synthesize_output_shard(
     result = synthesize_texts(items, speech, out_path.name)
     _write_quarantine("tts", result, quarantine_path, out_path.name)
     if not result.clips:
+        write_shard(tables.SHARD.empty_table(), out_path, limits)  # clears an earlier attempt's
         return result
     kept = {c.text_id for c in result.clips}
     rows = [i for i, (text_id, _) in enumerate(items) if text_id in kept]
@@ -125,6 +126,29 @@ def synthesize_output_shard(
         if name != "text_id":
             columns[name] = provenance.column(name)
     return replace(result, paths=tuple(write_shard(pa.table(columns), out_path, limits)))
+
+
+def quarantine_failed_slice(
+    selection: pa.Table, out_path: Path, quarantine_path: Path, detail: str
+) -> None:
+    """A shard task that kept failing: every row of its slice goes to quarantine
+    (`task_failed`) and whatever an attempt left of its shard goes."""
+    write_shard(tables.SHARD.empty_table(), out_path, DEFAULT_LIMITS)
+    records = [
+        {
+            "text_id": text_id,
+            "source": out_path.name,
+            "reason": "task_failed",
+            "detail": detail,
+            "text": text,
+        }
+        for text_id, text in zip(
+            selection.column("text_id").to_pylist(),
+            selection.column("text").to_pylist(),
+            strict=True,
+        )
+    ]
+    write_table(quarantine_table("tts", records), quarantine_path, tables.QUARANTINE)
 
 
 def write_shard(table: pa.Table, out_path: Path, limits: ShardLimits) -> list[Path]:
@@ -150,3 +174,5 @@ def _write_quarantine(stage: str, result: SynthesisResult, path: Path, source: s
             for r in result.rejected
         ]
         write_table(quarantine_table(stage, records), path, tables.QUARANTINE)
+    else:
+        path.unlink(missing_ok=True)  # an earlier attempt's, which this one supersedes

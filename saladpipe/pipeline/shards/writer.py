@@ -130,6 +130,16 @@ class ShardWriter:
         self.paths.append(final)
         self._writer, self._tmp = None, None
 
+    def _remove_rotations_beyond(self) -> None:
+        """An earlier attempt at this shard may have written more files than this one:
+        those would be read as part of the output, so they go."""
+        written = set(self.paths)
+        earlier = [self.directory / f"{self.stem}.parquet"]
+        earlier += self.directory.glob(f"{self.stem}-[0-9][0-9][0-9].parquet")
+        for path in earlier:
+            if path not in written:
+                path.unlink(missing_ok=True)
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -140,6 +150,7 @@ class ShardWriter:
             self._flush_row_group()
             if self._writer is not None:
                 self._close_shard()
+            self._remove_rotations_beyond()
             return
         if self._writer is not None:
             with contextlib.suppress(Exception):
