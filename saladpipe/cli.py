@@ -30,24 +30,39 @@ def default_config(overrides: Sequence[str] = ()) -> RunConfig:
     return parse_config(text, "the embedded default", Path.cwd(), list(overrides))
 
 
-def prepare_run_dir(layout: RunLayout, overwrite: bool) -> None:
-    """Refuse to mix a new run into a folder that holds another run's files.
+def prepare_run_dir(layout: RunLayout, overwrite: bool, config: RunConfig | None = None) -> bool:
+    """Refuse to mix a new run into a folder that holds another run's files; True when
+    the folder holds an attempt at this very config (round 0), which is then resumed.
 
-    A new run starts a new ledger; the Prefect database in state/ is kept.
+    A new run starts a new ledger and drops the completion records; the Prefect
+    database in state/ is kept.
     """
     if not layout.root.exists():
-        return
+        return False
     content = [p for p in layout.root.iterdir() if p.name != layout.state.name]
-    if content and not overwrite:
+    if not content:
+        return False
+    if not overwrite:
+        from saladpipe.pipeline.ledger import finished_rounds, same_attempt
+
+        if (
+            config is not None
+            and same_attempt(layout, config)
+            and len(finished_rounds(layout)) <= 1
+        ):
+            return True
         raise ConfigError(
-            f"run folder {layout.root} is not empty; choose another --output-dir, "
-            "pass --overwrite, or add a round with --next-round"
+            f"run folder {layout.root} is not empty and holds no attempt at this config "
+            "to resume; choose another --output-dir, pass --overwrite, or add a round "
+            "with --next-round"
         )
     import shutil
 
     for path in content:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     shutil.rmtree(layout.ledger_dir, ignore_errors=True)
+    shutil.rmtree(layout.done_dir, ignore_errors=True)
+    return False
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -71,7 +86,11 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError("--next-round adds to a run folder; it cannot go with --overwrite")
         round_index = check_next_round(layout, config)
     else:
-        prepare_run_dir(layout, args.overwrite)
+        from saladpipe.flows.lock import RunLock
+
+        with RunLock(layout.state):
+            if prepare_run_dir(layout, args.overwrite, config):
+                print(f"resuming the unfinished or finished run in {layout.root}", file=sys.stderr)
 
     from saladpipe.flows.round import run_round
 
@@ -82,6 +101,28 @@ def _run(args: argparse.Namespace) -> int:
         f"{counts['selected']} selected texts in {counts['shards']} shards; "
         f"manifest {layout.manifest}"
     )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=args.cron)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"--cron {args.cron!r}: {reason}") from None
+    # The same early checks as `run`: a bad name fails now, not at the first scheduled run.
+    from saladpipe.selectors import create_strategy
+    from saladpipe.tts.voices import check_voices
+
+    create_strategy(config.select)
+    check_voices(config.tts)
+    from saladpipe.flows.deploy import serve_rounds
+
+    serve_rounds(config, args.config.resolve(), args.set, args.cron, args.name or config.run.name)
     return 0
 
 
@@ -179,6 +220,23 @@ def build_parser() -> argparse.ArgumentParser:
         "student, never re-pick what the ledger holds, spend a fresh budget",
     )
     run.set_defaults(handler=_run)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a deployment that adds a round to the config's run folder on a cron "
+        "schedule (round 0 first); runs here until stopped",
+    )
+    serve.add_argument("config", type=Path, help="TOML config, read again at every run")
+    serve.add_argument("--cron", required=True, help='cron schedule, e.g. "0 2 * * *"')
+    serve.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value at every run, e.g. --set select.budget_texts=100",
+    )
+    serve.add_argument("--name", help="deployment name (default: run.name)")
+    serve.set_defaults(handler=_serve)
 
     explain = commands.add_parser(
         "explain", help="say why a text was or was not selected, round by round"

@@ -62,3 +62,24 @@ def test_lock_is_reentrant_after_release_in_one_process(tmp_path: Path) -> None:
         pass
     with RunLock(tmp_path / "state"):
         pass
+
+
+def test_saladpipe_run_on_a_busy_folder_is_refused_and_touches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from saladpipe.cli import main
+    from tests.factories import small_wordnet_corpus, write_config, write_jsonl
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", small_wordnet_corpus(per_domain=2).to_pylist())
+    run = tmp_path / "run"
+    (run / "shards").mkdir(parents=True)
+    (run / "shards" / "part-00000.parquet").write_bytes(b"another run's file")
+    config = write_config(tmp_path / "c.toml", corpus, run)
+    child = _hold_in_child(run / "state")
+    try:
+        assert main(["run", str(config), "--overwrite"]) == 1
+    finally:
+        child.kill()
+        child.wait()
+    assert f"in use by another process (pid {child.pid} on " in capsys.readouterr().err
+    assert (run / "shards" / "part-00000.parquet").read_bytes() == b"another run's file"

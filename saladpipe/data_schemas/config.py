@@ -254,10 +254,39 @@ class OutputSection(_Section):
     row_group_mb: Annotated[float, Field(gt=0)] = 100.0
 
 
+# Sections that say where tasks run, not what they compute: changing them between two
+# attempts at a run neither refuses a resume nor redoes finished work.
+WHERE_NOT_WHAT = frozenset({"prefect"})
+
+
 class PrefectSection(_Section):
-    """Which Prefect server records the flow; none set means a local one is started."""
+    """Which Prefect server records the flow (none: a local one is started), and where the
+    per-shard tasks run."""
 
     api_url: str | None = None
+    # thread (the default): the flow's own process runs a few shards at once in threads. On
+    # one box this is the fastest and safest choice: every model and voice is loaded once,
+    # in one process, and each stage already spreads one shard over every core (PyTorch
+    # threads, TTS worker processes), so more processes would only copy the models.
+    # dask: a Dask cluster runs the shards, each worker process loading the models once.
+    task_runner: Literal["thread", "dask"] = "thread"
+    # A running Dask scheduler, e.g. tcp://host:8786; unset with task_runner = "dask": a
+    # local cluster of dask_workers processes, started and stopped with the run.
+    dask_address: Annotated[str, Field(pattern=r"^[a-z]+://\S+$")] | None = None
+    dask_workers: Annotated[int, Field(ge=1)] = 2
+
+    @model_validator(mode="after")
+    def _dask_settings_need_dask(self) -> PrefectSection:
+        if self.task_runner != "dask" and self.model_fields_set & {"dask_address", "dask_workers"}:
+            raise ValueError(
+                "prefect.dask_address and prefect.dask_workers need prefect.task_runner = 'dask'"
+            )
+        if self.dask_address is not None and "dask_workers" in self.model_fields_set:
+            raise ValueError(
+                "prefect.dask_workers sizes a local cluster; a cluster at prefect.dask_address "
+                "has its own workers"
+            )
+        return self
 
 
 class RunConfig(_Section):

@@ -35,6 +35,15 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(root: Path, keep: Path) -> list[Path]:
+    """Remove what writers killed mid-file left under `root` (all but the `keep` folder);
+    only safe while holding the run's lock, when no writer of this run is alive."""
+    stale = [p for p in root.rglob(".*.tmp-*") if p.is_file() and keep not in p.parents]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def write_table(table: pa.Table, path: Path, schema: pa.Schema, **options: Any) -> Path:
     """Conform `table` to `schema` and write it atomically as Parquet."""
     table = conform(table, schema)

@@ -38,6 +38,11 @@ class RunLayout:
         return self.root / "manifest.json"
 
     @property
+    def done_dir(self) -> Path:
+        """Completion records of finished tasks (saladpipe/flows/completion.py)."""
+        return self.state / "done"
+
+    @property
     def config_copy(self) -> Path:
         return self.root / "config.json"
 

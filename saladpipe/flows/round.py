@@ -7,20 +7,30 @@ student) are built once per worker by `saladpipe.pipeline.resources`.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
+import torch
 from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture, wait
+from prefect.runtime import task_run
+from prefect.tasks import exponential_backoff
 
 from saladpipe.data_schemas.config import RunConfig
-from saladpipe.data_schemas.io import write_text
+from saladpipe.data_schemas.io import remove_stale_temporaries, write_text
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.manifest import Manifest
+from saladpipe.flows import runners
 from saladpipe.flows.artifacts import publish_audit_summary
+from saladpipe.flows.completion import CompletionStore, paths_in, task_key
+from saladpipe.flows.lock import RunLock
 from saladpipe.flows.server import prefect_api
 from saladpipe.pipeline import (
     builtin_models,
@@ -49,9 +59,80 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def stage_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
-    """A task that runs one stage; results live in the files it writes, not in Prefect."""
-    return task(name=name, cache_policy=NO_CACHE, persist_result=False)
+Outputs = Callable[[dict[str, Any]], Iterable[Path]]
+GiveUp = Callable[[dict[str, Any], Exception], Any]
+
+# A task that raises is tried again after 2 s, then 4 s (a passing reason: a full disk
+# being cleaned, a GPU briefly out of memory); a task with `give_up` then hands its rows
+# to quarantine and the run goes on.
+TASK_RETRIES = 2
+RETRY_BACKOFF_S = 2.0
+
+
+def stage_task(
+    name: str,
+    outputs: Outputs | None = None,
+    resumable: bool = True,
+    give_up: GiveUp | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A task that runs one stage; results live in the files it writes, not in Prefect.
+
+    A resumable task is skipped when the run folder holds the completion record of the
+    same task on the same inputs and its files are unchanged (`completion.py`); the
+    files it makes are those in its return value plus `outputs(arguments)`. Every task
+    takes the run's `config` (or a `layout`), which says where the records live.
+    A task with `give_up` is retried with backoff; when its last attempt fails too,
+    `give_up(arguments, error)` quarantines its rows and its value is the task's result
+    (not recorded as finished: a resumed run tries it again).
+    """
+
+    def wrap(fn: Callable[P, R]) -> Task[P, R]:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            arguments = dict(signature.bind(*args, **kwargs).arguments)
+            if not resumable:
+                return fn(*args, **kwargs)
+            store = CompletionStore(_run_layout(arguments))
+            key = task_key(name, fn, arguments)
+            done = store.lookup(name, key)
+            if done is not None:
+                get_run_logger().info("%s: finished earlier on the same inputs; kept", name)
+                return cast(R, done.result)
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                if give_up is None or task_run.get_run_count() <= TASK_RETRIES:
+                    raise
+                get_run_logger().error(
+                    "%s: failed %d times, giving up: %r", name, TASK_RETRIES + 1, exc
+                )
+                return cast(R, give_up(arguments, exc))
+            made = [*paths_in(result), *(outputs(arguments) if outputs else ())]
+            store.record(name, key, result, made)
+            return result
+
+        retries = TASK_RETRIES if give_up is not None else 0
+        return task(
+            name=name,
+            cache_policy=NO_CACHE,
+            persist_result=False,
+            retries=retries,
+            retry_delay_seconds=exponential_backoff(RETRY_BACKOFF_S)(retries) if retries else 0,
+        )(run)
+
+    return wrap
+
+
+def _run_layout(arguments: dict[str, Any]) -> RunLayout:
+    layout = arguments.get("layout")
+    if isinstance(layout, RunLayout):
+        return layout
+    config = arguments.get("config")
+    if isinstance(config, RunConfig):
+        return RunLayout(config.output_path())
+    raise TypeError("a resumable stage task takes the run's config or layout")
 
 
 @dataclass(frozen=True)
@@ -96,7 +177,9 @@ def fit_task(config: RunConfig, embedding_shards: list[Path], out_path: Path) ->
 
 
 @stage_task("assign-shard")
-def assign_task(embedding_shard: Path, centroids_path: Path, out_path: Path) -> Path:
+def assign_task(
+    config: RunConfig, embedding_shard: Path, centroids_path: Path, out_path: Path
+) -> Path:
     import numpy as np
 
     cluster.assign_shard(embedding_shard, np.load(centroids_path), out_path)
@@ -104,7 +187,9 @@ def assign_task(embedding_shard: Path, centroids_path: Path, out_path: Path) -> 
 
 
 @stage_task("cluster-preferences-shard")
-def preferences_task(embedding_shard: Path, centroids_path: Path, out_path: Path) -> Path:
+def preferences_task(
+    config: RunConfig, embedding_shard: Path, centroids_path: Path, out_path: Path
+) -> Path:
     import numpy as np
 
     return cluster.preferences_shard(embedding_shard, np.load(centroids_path), out_path)
@@ -112,7 +197,11 @@ def preferences_task(embedding_shard: Path, centroids_path: Path, out_path: Path
 
 @stage_task("assign-balanced")
 def balance_task(
-    embeddings: list[Path], preferences: list[Path], centroids_path: Path, out_paths: list[Path]
+    config: RunConfig,
+    embeddings: list[Path],
+    preferences: list[Path],
+    centroids_path: Path,
+    out_paths: list[Path],
 ) -> list[Path]:
     import numpy as np
 
@@ -139,7 +228,7 @@ def builtin_models_task(
     return tuple(sorted(dirs.items()))
 
 
-@stage_task("synthesize-probes")
+@stage_task("synthesize-probes", outputs=lambda a: [a["quarantine_path"]])
 def probe_tts_task(
     config: RunConfig, probes_shard: Path, out_path: Path, quarantine_path: Path
 ) -> Path:
@@ -170,7 +259,9 @@ def score_task(
 
 
 @stage_task("gather-probe-embeddings")
-def probe_embeddings_task(probe_shards: list[Path], embeddings: list[Path], out_path: Path) -> Path:
+def probe_embeddings_task(
+    config: RunConfig, probe_shards: list[Path], embeddings: list[Path], out_path: Path
+) -> Path:
     propagate.write_probe_embeddings(probe_shards, embeddings, out_path)
     return out_path
 
@@ -205,7 +296,7 @@ def gaps_task(
     return out_path
 
 
-@stage_task("select")
+@stage_task("select", outputs=lambda a: select.selection_outputs(a["layout"]))
 def select_task(
     config: RunConfig,
     inputs: select.SelectInputs,
@@ -230,7 +321,7 @@ def select_task(
     return outcome
 
 
-@stage_task("record-round")
+@stage_task("record-round", outputs=lambda a: ledger.round_outputs(a["layout"]))
 def record_task(
     config: RunConfig,
     layout: RunLayout,
@@ -267,7 +358,19 @@ def record_task(
     return ledger.record_round(layout, record, rows)
 
 
-@stage_task("synthesize-shard")
+def _shard_given_up(arguments: dict[str, Any], error: Exception) -> tuple[list[Path], int]:
+    selection = select.read_selection(arguments["selection_path"])
+    start, stop = arguments["start"], arguments["stop"]
+    synthesize.quarantine_failed_slice(
+        selection.slice(start, stop - start),
+        arguments["out_path"],
+        arguments["quarantine_path"],
+        f"synthesize-shard failed {TASK_RETRIES + 1} times: {type(error).__name__}: {error}",
+    )
+    return [], 0
+
+
+@stage_task("synthesize-shard", outputs=lambda a: [a["quarantine_path"]], give_up=_shard_given_up)
 def shard_task(
     config: RunConfig,
     selection_path: Path,
@@ -292,7 +395,7 @@ def shard_task(
     return list(result.paths), len(result.clips)
 
 
-@stage_task("write-manifest")
+@stage_task("write-manifest", outputs=lambda a: [a["layout"].manifest])
 def manifest_task(
     config: RunConfig,
     layout: RunLayout,
@@ -312,10 +415,17 @@ def manifest_task(
     return write_manifest(config, layout, shards, models, counts, notes, flow_run_id)
 
 
-@stage_task("publish-audit-summary")
-def audit_summary_task(layout: RunLayout) -> None:
+@stage_task("publish-audit-summary", resumable=False)
+def audit_summary_task(config: RunConfig, layout: RunLayout) -> None:
     """The run's summary and cluster table as artifacts on this flow run (Prefect UI)."""
     publish_audit_summary(layout.root)
+
+
+def _resolved(futures: list[PrefectFuture[R]]) -> list[R]:
+    """The results of one stage's shards, in order, once every shard has finished: a failed
+    shard raises only after the others have written theirs, so a resumed run finds them."""
+    wait(futures)
+    return [future.result() for future in futures]
 
 
 @flow(name="saladpipe-round", validate_parameters=False)
@@ -330,10 +440,15 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
 
     log = get_run_logger()
     layout = RunLayout(config.output_path()).for_round(round_index)
+    resuming = ledger.same_attempt(layout, config)
     write_text(config.model_dump_json(indent=2), layout.config_copy)
     placeholders = builtin_models.uses_placeholders(config.models)
     if placeholders:
         log.warning(PLACEHOLDER_WARNING)
+    # Per-shard stages are submitted together and resolved before the next stage, so the
+    # task runner runs a stage's shards at once; GPU and CPU-engine work carry the tags
+    # that the server's concurrency limits count (runners.py).
+    tags = runners.stage_tags(config, torch.cuda.is_available())
 
     if round_index == 0:
         stats = ingest_task(config, layout)
@@ -344,29 +459,39 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
             stats.quarantined or "none",
         )
         corpus_shards = stats.shards
-        embeddings = [
-            embed_task(config, s, layout.embeddings_shard(i)) for i, s in enumerate(corpus_shards)
-        ]
+        embeddings = _resolved(
+            [
+                embed_task.submit(config, s, layout.embeddings_shard(i))
+                for i, s in enumerate(corpus_shards)
+            ]
+        )
         centroids = fit_task(config, embeddings, layout.centroids)
         assignment_paths = [layout.assignments_shard(i) for i in range(len(embeddings))]
         if config.cluster.method == "balanced":
-            preferences = [
-                preferences_task(e, centroids, layout.cluster_preferences(i))
-                for i, e in enumerate(embeddings)
-            ]
-            assignments = balance_task(embeddings, preferences, centroids, assignment_paths)
-        else:
-            assignments = [
-                assign_task(e, centroids, p)
-                for e, p in zip(embeddings, assignment_paths, strict=True)
-            ]
-        probe_shards = probes_task(config, assignments, corpus_shards, layout)
-        clips = [
-            probe_tts_task(
-                config, p, layout.probe_clips_shard(i), layout.quarantine("probe_tts", i)
+            preferences = _resolved(
+                [
+                    preferences_task.submit(config, e, centroids, layout.cluster_preferences(i))
+                    for i, e in enumerate(embeddings)
+                ]
             )
-            for i, p in enumerate(probe_shards)
-        ]
+            assignments = balance_task(config, embeddings, preferences, centroids, assignment_paths)
+        else:
+            assignments = _resolved(
+                [
+                    assign_task.submit(config, e, centroids, p)
+                    for e, p in zip(embeddings, assignment_paths, strict=True)
+                ]
+            )
+        probe_shards = probes_task(config, assignments, corpus_shards, layout)
+        probe_tts = probe_tts_task.with_options(tags=tags.tts)
+        clips = _resolved(
+            [
+                probe_tts.submit(
+                    config, p, layout.probe_clips_shard(i), layout.quarantine("probe_tts", i)
+                )
+                for i, p in enumerate(probe_shards)
+            ]
+        )
         pool_files = ledger.RoundInputs.of(
             layout.root,
             corpus_shards,
@@ -381,7 +506,8 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
             },
         )
     else:
-        stale = ledger.clear_unfinished_round(layout)
+        # The same config resumes from the completion records; another one starts over.
+        stale = [] if resuming else ledger.clear_unfinished_round(layout)
         if stale:
             log.info("round %d: removed %d files of an unfinished attempt", round_index, len(stale))
         pool_files = ledger.finished_rounds(layout)[0].inputs
@@ -399,14 +525,22 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
     trained_note = builtin_models.trained_note(dict(placeholder_dirs))
     if trained_note:
         log.info(trained_note)
-    scores = [
-        score_task(config, p, c, layout.scores_shard(i), placeholder_dirs)
-        for i, (p, c) in enumerate(zip(probe_shards, clips, strict=True))
-    ]
-    probe_vectors = probe_embeddings_task(probe_shards, embeddings, layout.probe_embeddings)
+    scores = _resolved(
+        [
+            score_task.with_options(tags=tags.score).submit(
+                config, p, c, layout.scores_shard(i), placeholder_dirs
+            )
+            for i, (p, c) in enumerate(zip(probe_shards, clips, strict=True))
+        ]
+    )
+    probe_vectors = probe_embeddings_task(config, probe_shards, embeddings, layout.probe_embeddings)
     propagation_note = propagation_check_task(config, scores, probe_vectors)
-    for i, (a, e) in enumerate(zip(assignments, embeddings, strict=True)):
-        gaps_task(config, a, e, scores, probe_vectors, layout.gap_estimates_shard(i))
+    _resolved(
+        [
+            gaps_task.submit(config, a, e, scores, probe_vectors, layout.gap_estimates_shard(i))
+            for i, (a, e) in enumerate(zip(assignments, embeddings, strict=True))
+        ]
+    )
     log.info(propagation_note)
     inputs = select.SelectInputs(corpus_shards, assignments, embeddings, scores, clips)
     outcome = select_task(config, inputs, layout, placeholder_dirs)
@@ -416,17 +550,19 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
     tts_quarantine = [
         layout.quarantine("tts", i) for i in range(len(range(0, selected, shard_rows)))
     ]
-    outputs = [
-        shard_task(
-            config,
-            layout.selection(round_index),
-            start,
-            min(start + shard_rows, selected),
-            layout.output_shard(i),
-            tts_quarantine[i],
-        )
-        for i, start in enumerate(range(0, selected, shard_rows))
-    ]
+    outputs = _resolved(
+        [
+            shard_task.with_options(tags=tags.tts).submit(
+                config,
+                layout.selection(round_index),
+                start,
+                min(start + shard_rows, selected),
+                layout.output_shard(i),
+                tts_quarantine[i],
+            )
+            for i, start in enumerate(range(0, selected, shard_rows))
+        ]
+    )
     shards = [path for paths, _ in outputs for path in paths]
     record_task(config, layout, pool_files, outcome, shards, tts_quarantine, scores)
     counts = {
@@ -455,7 +591,7 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
         notes,
         str(flow_run.id) if flow_run.id else None,
     )
-    audit_summary_task(layout)
+    audit_summary_task(config, layout)
     log.info(
         "run %s: %d of %d selected texts synthesized into %d shards; manifest %s",
         config.run.name,
@@ -468,13 +604,27 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
 
 
 def run_round(config: RunConfig, round_index: int = 0) -> RoundResult:
-    """Run the flow against the configured Prefect API, or a local server started for it."""
+    """Run the flow with the configured task runner against the configured Prefect API, or
+    a local server started for it (which then gets the run's concurrency limits)."""
     layout = RunLayout(config.output_path())
     layout.state.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("saladpipe").setLevel(logging.INFO)
+    log = logging.getLogger("saladpipe")
+    log.setLevel(logging.INFO)
+    # prefect_api starts a local server exactly when neither of these names one.
+    own_server = not (config.prefect.api_url or os.environ.get("PREFECT_API_URL"))
+    if warning := runners.unreachable_server_warning(config.prefect, own_server):
+        log.warning(warning)
+    round_flow = salad_round.with_options(task_runner=runners.task_runner(config.prefect))
     try:
-        with prefect_api(config.prefect.api_url, layout.state):
-            manifest: Any = salad_round(config, round_index)
+        with (
+            RunLock(layout.state),
+            prefect_api(config.prefect.api_url, layout.state),
+            runners.worker_settings(config.prefect),
+        ):
+            remove_stale_temporaries(layout.root, keep=layout.state)
+            if own_server:
+                runners.set_limits(runners.local_limits(config.prefect, torch.cuda.device_count()))
+            manifest: Any = round_flow(config, round_index)
     finally:
         resources.close_speech_services()
     return RoundResult(layout.root, manifest)

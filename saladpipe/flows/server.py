@@ -76,6 +76,7 @@ def local_prefect_server(state_dir: Path) -> Iterator[str]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -92,6 +93,17 @@ def local_prefect_server(state_dir: Path) -> Iterator[str]:
         yield url
     finally:
         _stop(process)
+
+
+def _die_with_parent() -> None:
+    """In the server's child process: have the kernel stop it when the run dies, even
+    by SIGKILL (Linux `PR_SET_PDEATHSIG`), so that no orphaned server keeps the port
+    and the database; a resumed run starts its own."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from saladpipe.data_schemas import tables
-from saladpipe.data_schemas.config import RunConfig
+from saladpipe.data_schemas.config import WHERE_NOT_WHAT, RunConfig
 from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
 from saladpipe.data_schemas.io import read_table, write_table, write_text
 from saladpipe.data_schemas.layout import RunLayout
@@ -120,6 +120,16 @@ def read_ledger(layout: RunLayout, before: int | None = None) -> pa.Table:
     return pa.concat_tables(parts)
 
 
+def same_attempt(layout: RunLayout, config: RunConfig) -> bool:
+    """True when the folder's last attempt ran this very config (so it can be resumed)."""
+    try:
+        last = json.loads(layout.config_copy.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    current = config.model_dump(mode="json")
+    return all(last.get(k) == v for k, v in current.items() if k not in WHERE_NOT_WHAT)
+
+
 def check_next_round(layout: RunLayout, config: RunConfig) -> int:
     """The index of the next round; a config that changes the pool is a config error."""
     rounds = finished_rounds(layout)
@@ -144,6 +154,11 @@ def check_next_round(layout: RunLayout, config: RunConfig) -> int:
                     "embeddings, clusters and probes"
                 )
     return len(rounds)
+
+
+def round_outputs(layout: RunLayout) -> list[Path]:
+    """The ledger files `record_round` writes for this round."""
+    return [layout.ledger_texts(layout.round_index), layout.ledger_round(layout.round_index)]
 
 
 def clear_unfinished_round(layout: RunLayout) -> list[Path]:

@@ -100,6 +100,13 @@ def write_manifest(
     quarantine = (
         sorted(layout.quarantine_dir.glob("*.parquet")) if layout.quarantine_dir.exists() else []
     )
+    entries = [quarantine_entry(layout.root, p) for p in quarantine]
+    failed_tasks = [
+        f"{e.path}: {e.reasons['task_failed']} texts quarantined because their synthesis "
+        "task kept failing (the error is in the table's detail column)"
+        for e in entries
+        if "task_failed" in e.reasons
+    ]
     manifest = Manifest(
         run_name=config.run.name,
         config_hash=config.config_hash(),
@@ -109,8 +116,8 @@ def write_manifest(
         models=models,
         counts=counts,
         shards=[shard_entry(layout.root, p) for p in shards],
-        quarantine=[quarantine_entry(layout.root, p) for p in quarantine],
-        notes=notes,
+        quarantine=entries,
+        notes=[*notes, *failed_tasks],
         prefect_flow_run_id=flow_run_id,
     )
     write_text(manifest.to_json(), layout.manifest)

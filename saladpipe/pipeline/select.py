@@ -121,6 +121,11 @@ class SelectOutcome:
     counts: dict[str, int]
 
 
+def selection_outputs(layout: RunLayout) -> list[Path]:
+    """The files a round's selection writes (the quarantine one only when it excludes)."""
+    return [layout.selection(layout.round_index), layout.cluster_stats, layout.quarantine("select")]
+
+
 def text_gaps(layout: RunLayout, shards: int, text_ids: pa.Array) -> tuple[np.ndarray | None, str]:
     """Per-text gap estimates of this round, when propagation wrote them for every shard."""
     paths = [layout.gap_estimates_shard(i) for i in range(shards)]
