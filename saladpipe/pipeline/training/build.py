@@ -34,7 +34,7 @@ from saladpipe.pipeline.models.loading import Teacher
 from saladpipe.pipeline.progress import logger
 from saladpipe.pipeline.resources import cache_dir
 from saladpipe.pipeline.training.distill import distill, prepare_rows, scorer_for
-from saladpipe.pipeline.training.optim import cpu_threads, torch_threads
+from saladpipe.pipeline.training.optim import TRAIN_THREADS, cpu_threads, torch_threads
 from saladpipe.pipeline.training.recipe import DEFAULT_RECIPE, BuildRecipe
 from saladpipe.pipeline.training.speech import ClipCache, speech_settings, spoken_prefixes
 from saladpipe.pipeline.training.student import new_student
@@ -53,7 +53,7 @@ def build_models(recipe: BuildRecipe, out_dir: Path, cache_root: Path) -> dict[s
     started = time.monotonic()
     seed = recipe.seed
     texts = build_texts(recipe)
-    with torch_threads(cpu_threads()):
+    with torch_threads(TRAIN_THREADS):
         model, tokenizer = train_teacher(texts.teacher, recipe.teacher, seed)
         quality = held_out_quality(model, tokenizer, texts.teacher, texts.perplexity)
         logger.info(
@@ -98,7 +98,8 @@ def build_models(recipe: BuildRecipe, out_dir: Path, cache_root: Path) -> dict[s
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "python": platform.python_version(),
-            "threads": cpu_threads(),
+            "cores": cpu_threads(),
+            "torch_threads": TRAIN_THREADS,
         },
     }
     write_text(json.dumps(report, indent=2) + "\n", out_dir / REPORT_FILE)

@@ -25,20 +25,24 @@ from saladpipe.pipeline.training.recipe import DistillRecipe
 from saladpipe.pipeline.training.speech import SAMPLE_RATE, SpokenPrefix
 
 
+def context_length(teacher: Teacher, student: SpeechAdaptedLM) -> int:
+    """Positions both LMs can read: the most a prefix and its continuation may take."""
+    return min(
+        teacher.model.config.get_text_config().max_position_embeddings,
+        student.lm.config.get_text_config().max_position_embeddings,
+    )
+
+
 def scorer_for(
     teacher: Teacher, student: SpeechAdaptedLM, batch_size: int = 32
 ) -> DistillationScorer:
     """The run's scorer for this pair (float32, CPU), with the forgetting pass."""
-    context = min(
-        teacher.model.config.get_text_config().max_position_embeddings,
-        student.lm.config.get_text_config().max_position_embeddings,
-    )
     return DistillationScorer(
         teacher,
         student,
         batch_tokens=batch_size * 96,
         batch_size=batch_size,
-        max_tokens=context,
+        max_tokens=context_length(teacher, student),
         forgetting=True,
     )
 

@@ -21,7 +21,12 @@ from saladpipe.pipeline.models.loading import Teacher
 from saladpipe.pipeline.models.speech_lm import SpeechAdaptedLM
 from saladpipe.pipeline.models.text_lm import TextLM
 from saladpipe.pipeline.scoring import STATUS_OK, PreparedRow
-from saladpipe.pipeline.training.distill import prepare_rows, score_items, scorer_for
+from saladpipe.pipeline.training.distill import (
+    context_length,
+    prepare_rows,
+    score_items,
+    scorer_for,
+)
 from saladpipe.pipeline.training.speech import SpokenPrefix
 
 # (item, choice) pairs scored per forward pass.
@@ -72,20 +77,37 @@ def make_eval_set(
     choices: int,
     seed: int,
 ) -> EvalSet:
-    """Prepare the rows once (tokenized, checked) and draw each row's distractors."""
+    """Prepare the rows once (tokenized, checked) and draw each row's distractors.
+
+    Each option is cut to the room the row leaves after its prefix (text or audio,
+    whichever is longer), as the scorer cut the true continuation, so that no option
+    runs past either LM's context. Options are distinct and differ from the true
+    one: two glosses may end alike, and a duplicate would make a question unanswerable.
+    """
     if choices < 2:
         raise ValueError("a multiple-choice question needs at least 2 choices")
     rows, refused = prepare_rows(scorer_for(teacher, student), items)
-    if len(rows) < choices:
-        raise ValueError(f"{len(rows)} evaluation rows cannot make {choices}-way questions")
+    distinct = sorted({tuple(row.continuation_ids) for row in rows})
+    limit = context_length(teacher, student)
     rng = np.random.default_rng(seed)
     questions = []
     for i, row in enumerate(rows):
-        others = rng.choice(len(rows) - 1, size=choices - 1, replace=False)
-        distractors = [rows[j + (j >= i)].continuation_ids for j in others]
+        room = limit - max(len(row.prefix_ids), row.audio_positions)
+        true = tuple(row.continuation_ids)
+        options: list[tuple[int, ...]] = []
+        for j in rng.permutation(len(distinct)):
+            option = distinct[j][:room]
+            if option != true and option not in options:
+                options.append(option)
+                if len(options) == choices - 1:
+                    break
+        if len(options) < choices - 1:
+            raise ValueError(
+                f"evaluation row {i}: {len(options) + 1} distinct continuations "
+                f"cannot make {choices}-way questions"
+            )
         answer = int(rng.integers(choices))
-        options = [tuple(c) for c in distractors]
-        options.insert(answer, tuple(row.continuation_ids))
+        options.insert(answer, true)
         questions.append(ChoiceQuestion(i, tuple(options), answer))
     domains = [items[row.index].domain for row in rows]
     return EvalSet(list(items), rows, domains, questions, refused)

@@ -42,7 +42,7 @@ from saladpipe.pipeline.training.build import (
 )
 from saladpipe.pipeline.training.distill import distill, prepare_rows, score_items, scorer_for
 from saladpipe.pipeline.training.evaluate import EvalSet, Evaluation, evaluate, make_eval_set
-from saladpipe.pipeline.training.optim import cpu_threads, torch_threads
+from saladpipe.pipeline.training.optim import TRAIN_THREADS, torch_threads
 from saladpipe.pipeline.training.recipe import (
     DEFAULT_RECIPE,
     REDUCED_RECIPE,
@@ -190,7 +190,7 @@ class Experiment:
         started = time.monotonic()
         cfg = self.config
         dirs = ensure_models(cfg.build, self.cache_root)
-        with torch_threads(cpu_threads()):
+        with torch_threads(TRAIN_THREADS):
             teacher = load_teacher(ModelSpec(source=str(dirs[BUILTIN_TEACHER])), "cpu", "float32")
             stage1 = load_student(ModelSpec(source=str(dirs[BUILTIN_STUDENT])), "cpu", "float32")
             assert isinstance(stage1, SpeechAdaptedLM)

@@ -16,20 +16,25 @@ from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.pipeline.corpora.wordnet import DEFAULT_DOMAINS
 
 # Bumped when the build code changes what a recipe produces.
-BUILD_FORMAT_VERSION = 1
+BUILD_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
 class TeacherRecipe:
-    """A GPT-2 trained from scratch on glosses of every domain, with its own BPE tokenizer."""
+    """A GPT-2 trained from scratch on glosses of every domain, with its own BPE tokenizer.
+
+    40,000 glosses for 1.5 epochs (about 3.5 minutes on one core) rather than 10,000
+    for one: held-out perplexity 50 instead of 180 (unigram 551), and 4-way
+    multiple-choice accuracy on held-out glosses 0.48 instead of 0.27 (chance 0.25).
+    """
 
     vocab_size: int = 2048
     hidden: int = 128
     layers: int = 2
     heads: int = 4
     context: int = 256
-    texts: int = 10_000
-    epochs: float = 1.0
+    texts: int = 40_000
+    epochs: float = 1.5
     batch_size: int = 32
     learning_rate: float = 3e-3
 
@@ -38,17 +43,20 @@ class TeacherRecipe:
 class EncoderRecipe:
     """A Whisper-style encoder (log-mel, two convolutions, transformer) learnt from scratch.
 
-    `hop_length` 320 gives 50 mel frames a second and 25 encoder frames after the
-    stride-2 convolution; `window_s` is the longest spoken prefix it takes.
+    `hop_length` 640 (40 ms) with 50 ms frames gives 25 mel frames a second and 12.5
+    encoder frames after the stride-2 convolution, a quarter of Whisper's rate: the
+    encoder's cost is what bounds training here. `window_s` is the longest spoken
+    prefix it takes (longer clips are refused by the scorer as `audio_too_long`).
     """
 
     hidden: int = 128
     layers: int = 2
     heads: int = 4
     mel_bins: int = 80
-    hop_length: int = 320
+    n_fft: int = 800
+    hop_length: int = 640
     window_s: int = 10
-    adapter_stride: int = 2
+    adapter_stride: int = 1
     adapter_hidden: int = 256
 
 

@@ -36,6 +36,7 @@ def new_student(
     feature_extractor = WhisperFeatureExtractor(
         feature_size=recipe.mel_bins,
         sampling_rate=SAMPLE_RATE,
+        n_fft=recipe.n_fft,
         hop_length=recipe.hop_length,
         chunk_length=recipe.window_s,
     )

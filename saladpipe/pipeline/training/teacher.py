@@ -40,7 +40,9 @@ def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[lis
     """Token ids of each text followed by end-of-text, cut to the tokenizer's context."""
     eos = int(tokenizer.eos_token_id)
     limit = int(tokenizer.model_max_length)
-    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=limit)[
+        "input_ids"
+    ]
     return [[*seq, eos][:limit] for seq in ids]
 
 

@@ -1,0 +1,90 @@
+"""The reduced experiment, through the bench script: every arm trains and is evaluated.
+
+It checks the plumbing only (toy sizes learn nothing); the full experiment and its
+reading are in docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from saladpipe.pipeline.training.experiment import REDUCED_EXPERIMENT
+from saladpipe.pipeline.training.report import BEGIN_MARK, END_MARK
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_reduced_experiment_trains_and_evaluates_every_arm(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "experiments.md").write_text("# Experiments\n\nA reading kept as it is.\n")
+    env = {**os.environ, "SALADPIPE_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "bench/experiment.py", "--reduced", "--docs", str(docs)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "salad-g5 / random" in done.stdout
+
+    results = json.loads((docs / "experiments_results.json").read_text())
+    config = REDUCED_EXPERIMENT
+    records = results["records"]
+    expected = {
+        (arm.name, seed, budget)
+        for arm in config.arms
+        for seed in config.seeds
+        for budget in config.budgets
+    }
+    assert {(r["arm"], r["seed"], r["budget"]) for r in records} == expected
+    for record in records:
+        assert record["picked"] == record["budget"]
+        assert record["trained_rows"] + sum(record["refused_rows"].values()) <= record["picked"]
+        assert sum(record["picked_domains"].values()) == record["picked"]
+        for key in ("misalignment", "forgetting", "text_accuracy", "speech_accuracy"):
+            assert math.isfinite(record[key]), (record["arm"], key)
+        assert record["scored"] > 0
+    stage1 = results["stage1"]
+    assert set(stage1["evaluation"]["by_domain"]) >= set(config.build.heard_domains)
+    assert len(results["clusters"]) == config.clusters
+
+    text = (docs / "experiments.md").read_text()
+    assert text.startswith("# Experiments\n\nA reading kept as it is.\n")
+    assert text.count(BEGIN_MARK) == 1 and text.count(END_MARK) == 1
+    for arm in config.arms:
+        assert f"| {arm.name} |" in text
+    assert (docs / "experiments_misalignment.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _record(arm: str, seed: int, misalignment: float, accuracy: float) -> dict[str, object]:
+    return {
+        "arm": arm,
+        "seed": seed,
+        "budget": 10,
+        "misalignment": misalignment,
+        "speech_accuracy": accuracy,
+        "accuracy_gap": 0.5 - accuracy,
+        "forgetting": 0.0,
+    }
+
+
+def test_differences_count_only_beyond_the_spread() -> None:
+    from saladpipe.pipeline.training.report import comparison_table
+
+    records = [
+        *(_record("random", s, 1.0 + 0.01 * s, 0.30 + 0.01 * s) for s in range(3)),
+        *(_record("clear", s, 0.5 + 0.01 * s, 0.31 + 0.01 * s) for s in range(3)),
+    ]
+    row = next(line for line in comparison_table(records, 10).splitlines() if "| clear |" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    assert cells[0] == "-0.5000 (better)"  # lower misalignment, far beyond the spread
+    assert cells[1] == "+0.0100 (within spread)"
+    assert cells[2] == "-0.0100 (within spread)"

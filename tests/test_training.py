@@ -1,0 +1,257 @@
+"""Training the builtin models: teacher, distillation, evaluation, the build and its wiring.
+
+The learning tests use a toy corpus in which the first word decides the rest of the
+sentence, and tones in place of speech (one pitch per first word), so that they show
+in seconds that the teacher learns from text and the student learns from audio.
+Held-out toy sentences are new pairings of words the models have seen: an unseen
+word would be spelt out in characters by a tokenizer trained on 36 sentences, which
+tests the tokenizer's coverage, not whether the model learnt the rule.
+The build tests run the reduced recipe for real (Piper speech included).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from saladpipe.cli import main
+from saladpipe.data_schemas.config import ModelSpec, ModelsSection
+from saladpipe.pipeline.builtin_models import (
+    builtin_names,
+    ensure_builtin_models,
+    trained_note,
+    uses_placeholders,
+)
+from saladpipe.pipeline.corpora.wordnet import Gloss
+from saladpipe.pipeline.models import (
+    SpeechAdaptedLM,
+    Teacher,
+    fingerprint_dir,
+    load_student,
+    load_teacher,
+)
+from saladpipe.pipeline.scoring import STATUS_OK, DistillationScorer
+from saladpipe.pipeline.training.build import REPORT_FILE, ensure_models, read_report
+from saladpipe.pipeline.training.distill import distill, prepare_rows, score_items, scorer_for
+from saladpipe.pipeline.training.evaluate import evaluate, make_eval_set
+from saladpipe.pipeline.training.optim import TRAIN_THREADS, torch_threads
+from saladpipe.pipeline.training.recipe import (
+    REDUCED_RECIPE,
+    DistillRecipe,
+    EncoderRecipe,
+    TeacherRecipe,
+)
+from saladpipe.pipeline.training.speech import SAMPLE_RATE, SpokenPrefix
+from saladpipe.pipeline.training.student import new_student
+from saladpipe.pipeline.training.teacher import held_out_quality, train_teacher
+from saladpipe.pipeline.training.texts import is_held_out, split_glosses
+
+# Each first word decides what the animal does and where: the continuation depends on it.
+ANIMALS = {
+    "cat": ("sleeps", "house"),
+    "dog": ("barks", "yard"),
+    "owl": ("hoots", "forest"),
+    "eel": ("swims", "river"),
+    "bee": ("buzzes", "garden"),
+    "cow": ("grazes", "field"),
+}
+SIZES = ["small", "large", "young", "old", "quiet", "busy", "gentle", "wild"]
+TOY_TEACHER = TeacherRecipe(
+    vocab_size=400,
+    hidden=32,
+    layers=1,
+    heads=2,
+    context=64,
+    epochs=60,
+    batch_size=4,
+    learning_rate=1e-2,
+)
+TOY_ENCODER = EncoderRecipe(
+    hidden=32, layers=1, heads=2, mel_bins=40, window_s=2, adapter_hidden=64
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _train_threads() -> Iterator[None]:
+    """The tests train as the build does, on TRAIN_THREADS threads."""
+    with torch_threads(TRAIN_THREADS):
+        yield
+
+
+def toy_texts(held_out: bool) -> list[str]:
+    """Every animal with every size; one pairing in four (12 of 48) is held out."""
+    return [
+        f"{name.capitalize()}: a {size} animal that {verb} in the {place}."
+        for a, (name, (verb, place)) in enumerate(ANIMALS.items())
+        for s, size in enumerate(SIZES)
+        if ((a + s) % 4 == 0) == held_out
+    ]
+
+
+def tone(name: str, informative: bool) -> np.ndarray:
+    """One second of a pitch that names the animal (or the same pitch for all)."""
+    index = list(ANIMALS).index(name) if informative else 0
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    return (0.3 * np.sin(2 * np.pi * 200.0 * (index + 1) * t)).astype(np.float32)
+
+
+def toy_items(informative: bool, held_out: bool) -> list[SpokenPrefix]:
+    items = []
+    for i, text in enumerate(toy_texts(held_out)):
+        name = text.split(":")[0].lower()
+        prefix, continuation = text.split(" animal ")
+        gloss = Gloss(f"toy:{i}", "toy", text)
+        items.append(SpokenPrefix(gloss, prefix, "animal " + continuation, tone(name, informative)))
+    return items
+
+
+@pytest.fixture(scope="module")
+def toy_teacher() -> Teacher:
+    model, tokenizer = train_teacher(toy_texts(held_out=False), TOY_TEACHER, seed=0)
+    return Teacher(model, tokenizer, "toy-teacher")
+
+
+def test_teacher_beats_a_unigram_model_on_held_out_text(toy_teacher: Teacher) -> None:
+    quality = held_out_quality(
+        toy_teacher.model,
+        toy_teacher.tokenizer,
+        toy_texts(held_out=False),
+        toy_texts(held_out=True),
+    )
+    assert quality.texts == len(ANIMALS) * 2
+    assert quality.perplexity < 0.7 * quality.unigram_perplexity
+
+
+def test_teacher_training_is_determined_by_the_seed() -> None:
+    texts = toy_texts(held_out=False)[:12]
+    recipe = TeacherRecipe(vocab_size=150, hidden=16, layers=1, heads=2, context=32, epochs=1)
+    first, _ = train_teacher(texts, recipe, seed=3)
+    again, _ = train_teacher(texts, recipe, seed=3)
+    other, _ = train_teacher(texts, recipe, seed=4)
+    weights = [m.state_dict()["lm_head.weight"] for m in (first, again, other)]
+    assert weights[0].equal(weights[1])
+    assert not weights[0].equal(weights[2])
+
+
+def _distilled(teacher: Teacher, informative: bool) -> tuple[SpeechAdaptedLM, float]:
+    student = new_student(teacher.model, teacher.tokenizer, TOY_ENCODER, seed=0)
+    items = toy_items(informative, held_out=False)
+    rows, refused = prepare_rows(scorer_for(teacher, student), items)
+    assert len(rows) == len(items) and not refused
+    recipe = DistillRecipe(epochs=25, batch_size=8, learning_rate=3e-3)
+    losses = distill(teacher, student, rows, recipe, seed=0, what="toy stage I")
+    assert losses[-1] < losses[0]
+    results = scorer_for(teacher, student).score(score_items(items))
+    assert all(r.status == STATUS_OK for r in results)
+    return student, float(np.mean([r.misalignment for r in results]))
+
+
+def test_distillation_teaches_the_student_to_hear(toy_teacher: Teacher) -> None:
+    """With a pitch that names the animal the student ends far closer to the teacher than
+    with one pitch for all: what it learnt came through the audio encoder."""
+    student, hearing = _distilled(toy_teacher, informative=True)
+    _, deaf = _distilled(toy_teacher, informative=False)
+    assert hearing < 0.6 * deaf
+    assert not student.training
+    assert not any(p.requires_grad for p in student.parameters())
+    # Held-out sentences of the same animals: the student answers by ear.
+    held = toy_items(informative=True, held_out=True)
+    eval_set = make_eval_set(toy_teacher, student, held, choices=3, seed=0)
+    for question in eval_set.questions:
+        row = eval_set.rows[question.row]
+        assert question.choices[question.answer] == tuple(row.continuation_ids)
+        assert len(set(question.choices)) == 3
+        room = TOY_TEACHER.context - max(len(row.prefix_ids), row.audio_positions)
+        assert all(len(choice) <= room for choice in question.choices)
+    evaluation = evaluate(toy_teacher, student, eval_set)
+    assert evaluation.text_accuracy > 0.6
+    assert evaluation.speech_accuracy > 0.6
+    assert set(evaluation.by_domain) == {"toy"}
+    assert evaluation.scored == len(held)
+
+
+def test_held_out_split_is_fixed_and_disjoint() -> None:
+    train, held = split_glosses()
+    total = sum(len(v) for v in train.values()) + sum(len(v) for v in held.values())
+    held_ids = {g.synset_id for v in held.values() for g in v}
+    assert 0.04 < len(held_ids) / total < 0.09
+    assert all(is_held_out(i) for i in held_ids)
+    assert not any(g.synset_id in held_ids for v in train.values() for g in v)
+    assert all(held[d] for d in held)  # every domain has held-out glosses
+
+
+@pytest.fixture(scope="module")
+def reduced_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return ensure_models(REDUCED_RECIPE, tmp_path_factory.mktemp("build-cache"))
+
+
+def test_reduced_build_writes_loadable_models_and_a_report(reduced_build: dict[str, Path]) -> None:
+    report = read_report(reduced_build["trained-teacher"].parent)
+    assert report["recipe_key"] == REDUCED_RECIPE.key()
+    stage1 = report["stage1"]
+    assert stage1["heard_domains"] == sorted(REDUCED_RECIPE.heard_domains)
+    assert stage1["texts"] == 2 * REDUCED_RECIPE.stage1_texts_per_domain
+    assert stage1["spoken"] + sum(stage1["speech_rejected"].values()) == stage1["texts"]
+    assert len(stage1["epoch_losses"]) == REDUCED_RECIPE.stage1.epochs
+    models = ModelsSection(
+        teacher=ModelSpec(source="builtin:trained-teacher"),
+        student=ModelSpec(source="builtin:trained-student"),
+    )
+    teacher = load_teacher(models.teacher, "cpu", "float32", reduced_build)
+    student = load_student(models.student, "cpu", "float32", reduced_build)
+    assert isinstance(student, SpeechAdaptedLM) and student.encoder_kind == "whisper"
+    scorer = DistillationScorer(teacher, student, batch_tokens=2048, batch_size=8, max_tokens=128)
+    gloss = Gloss("wn:x", "noun.animal", "Dog: a member of the genus Canis.")
+    clip = tone("dog", informative=True)
+    item = SpokenPrefix(gloss, "Dog: a member", "of the genus Canis.", clip)
+    (result,) = scorer.score(score_items([item]))
+    assert result.status == STATUS_OK and result.misalignment is not None
+
+
+def test_same_seed_and_speech_give_the_same_weights(
+    reduced_build: dict[str, Path], tmp_path: Path
+) -> None:
+    """A rebuild from the same seed, over the same cached clips, is bit for bit the same."""
+    first_root = reduced_build["trained-teacher"].parents[2]
+    shutil.copytree(first_root / "speech", tmp_path / "speech")
+    again = ensure_models(REDUCED_RECIPE, tmp_path)
+    for name in ("trained-teacher", "trained-student"):
+        assert again[name] != reduced_build[name]
+        assert fingerprint_dir(again[name]) == fingerprint_dir(reduced_build[name])
+
+
+def test_builtin_trained_names_resolve_through_the_build(reduced_build: dict[str, Path]) -> None:
+    trained = ModelsSection(
+        teacher=ModelSpec(source="builtin:trained-teacher"),
+        student=ModelSpec(source="builtin:trained-student"),
+    )
+    assert builtin_names(trained) == {"trained-teacher", "trained-student"}
+    assert not uses_placeholders(trained)
+    assert uses_placeholders(ModelsSection())  # the tests' default stays the placeholders
+    cache_root = reduced_build["trained-teacher"].parents[2]
+
+    def no_corpus() -> list[str]:
+        raise AssertionError("the trained builtins do not read the run's corpus")
+
+    dirs = ensure_builtin_models(trained, no_corpus, 0, cache_root, REDUCED_RECIPE)
+    assert dirs == reduced_build
+    note = trained_note(dirs)
+    assert note is not None and "noun.animal, noun.food" in note
+    assert trained_note({}) is None
+
+
+def test_models_build_command(
+    reduced_build: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache_root = reduced_build["trained-teacher"].parents[2]
+    code = main(["models", "build", "--recipe", "reduced", "--cache", str(cache_root)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert str(reduced_build["trained-teacher"]) in out and "perplexity" in out
+    assert (reduced_build["trained-teacher"].parent / REPORT_FILE).is_file()
+    assert main(["models", "build", "--seed", "-1"]) == 2
+    assert "--seed" in capsys.readouterr().err
