@@ -13,6 +13,7 @@ and keep results outside the run folder; these records live and die with it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import pickle
@@ -79,11 +80,17 @@ def _as_names(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _source(fn: Callable[..., Any]) -> str:
+    """A task's code, read from its file once per process rather than at every call."""
+    return inspect.getsource(fn)
+
+
 def task_key(name: str, fn: Callable[..., Any], arguments: Mapping[str, Any]) -> str:
     """sha256 of the task's name, source and arguments: input files by path, size and
     mtime, output files (`OUTPUT_ARGUMENTS`) by path alone."""
     h = hashlib.sha256(name.encode())
-    h.update(inspect.getsource(fn).encode())
+    h.update(_source(fn).encode())
     _digest({k: _as_names(v) if k in OUTPUT_ARGUMENTS else v for k, v in arguments.items()}, h)
     return h.hexdigest()
 

@@ -106,13 +106,7 @@ def synthesize_output_shard(
     `<stem>-001.parquet`... past `limits.max_bytes`); every row of the slice is either
     in them or in the quarantine table.
     """
-    items = list(
-        zip(
-            selection.column("text_id").to_pylist(),
-            selection.column("text").to_pylist(),
-            strict=True,
-        )
-    )
+    items = _id_text_pairs(selection)
     result = synthesize_texts(items, speech, out_path.name)
     _write_quarantine("tts", result, quarantine_path, out_path.name)
     if not result.clips:
@@ -134,21 +128,21 @@ def quarantine_failed_slice(
     """A shard task that kept failing: every row of its slice goes to quarantine
     (`task_failed`) and whatever an attempt left of its shard goes."""
     write_shard(tables.SHARD.empty_table(), out_path, DEFAULT_LIMITS)
-    records = [
-        {
-            "text_id": text_id,
-            "source": out_path.name,
-            "reason": "task_failed",
-            "detail": detail,
-            "text": text,
-        }
-        for text_id, text in zip(
+    rejected = [
+        Rejected(text_id, text, "task_failed", detail)
+        for text_id, text in _id_text_pairs(selection)
+    ]
+    _write_quarantine("tts", SynthesisResult([], rejected), quarantine_path, out_path.name)
+
+
+def _id_text_pairs(selection: pa.Table) -> list[tuple[str, str]]:
+    return list(
+        zip(
             selection.column("text_id").to_pylist(),
             selection.column("text").to_pylist(),
             strict=True,
         )
-    ]
-    write_table(quarantine_table("tts", records), quarantine_path, tables.QUARANTINE)
+    )
 
 
 def write_shard(table: pa.Table, out_path: Path, limits: ShardLimits) -> list[Path]:
