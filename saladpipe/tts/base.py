@@ -33,10 +33,12 @@ class VoiceInfo:
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How an engine runs in this process: device ("cpu", "cuda", "cuda:1") and CPU threads."""
+    """How an engine runs in this process: device ("cpu", "cuda", "cuda:1"), CPU threads,
+    and the number format of a neural vocoder ("auto": bfloat16 where the device has it)."""
 
     device: str = "cpu"
     threads: int = 1
+    precision: str = "auto"
 
 
 class TTSEngine(ABC):

@@ -37,9 +37,10 @@ _EXPANDING_CLEANERS = frozenset(
     }
 )
 _CHECKPOINTS = ("model.pth", "model_file.pth", "best_model.pth", "checkpoint.pth")
-# Pieces per model call for VITS: a GPU gains from large batches; on the CPU, two
-# clips per call measured fastest (larger padded batches fall out of cache).
-_VITS_BATCH = {"cuda": 16, "cpu": 2}
+# Pieces per model call for VITS: a GPU gains from large batches; on a 2-core CPU one
+# sequence already keeps the cores busy and a padded pair ran at 0.76x of two single
+# calls (docs/benchmarks.md), so the CPU speaks one text a call.
+_VITS_BATCH = {"cuda": 16, "cpu": 1}
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,14 @@ def _checkpoint(folder: Path, config: dict[str, Any]) -> Path:
 
 
 @functools.cache
-def _load(model: CoquiModel, device: str) -> Any:
-    """Coqui's synthesizer for `model` on `device`, once per process."""
+def _load(model: CoquiModel, device: str, decoder_dtype: str) -> Any:
+    """Coqui's synthesizer for `model` on `device`, once per process; a VITS model's
+    waveform decoder runs in `decoder_dtype`."""
+    import torch
     from TTS.api import TTS
+    from TTS.tts.models.vits import Vits
+
+    from saladpipe.tts.coqui_vits import set_decoder_dtype
 
     if model.folder is None:
         api = TTS(model_name=model.name, progress_bar=False)
@@ -131,6 +137,8 @@ def _load(model: CoquiModel, device: str) -> Any:
         )
     synthesizer = api.to(device).synthesizer
     _bake_weight_norm(synthesizer.tts_model)
+    if isinstance(synthesizer.tts_model, Vits):
+        set_decoder_dtype(synthesizer.tts_model, getattr(torch, decoder_dtype))
     return synthesizer
 
 
@@ -152,6 +160,20 @@ def _device(requested: str) -> str:
     return requested
 
 
+def decoder_dtype(requested: str, device: str) -> str:
+    """The vocoder's number format: `requested`, or for "auto" bfloat16 where `device`
+    computes it natively (emulated bfloat16 would be slower than float32)."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    if device.startswith("cuda"):
+        native = torch.cuda.is_bf16_supported()
+    else:
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bfloat16" if native else "float32"
+
+
 class CoquiEngine(TTSEngine):
     """One Coqui model and speaker; the GPU engine, batched for VITS models."""
 
@@ -165,7 +187,10 @@ class CoquiEngine(TTSEngine):
 
         torch.set_num_threads(options.threads)
         device = _device(options.device)
-        self._synthesizer = _load(resolve_coqui_model(spec.voice, spec.license), device)
+        self.precision = decoder_dtype(options.precision, device)
+        self._synthesizer = _load(
+            resolve_coqui_model(spec.voice, spec.license), device, self.precision
+        )
         model = self._synthesizer.tts_model
         self._model = model
         self._language = spec.language or self.voice.language

@@ -77,7 +77,7 @@ class SpeechService:
         self._pool = WorkerPool(
             tts.voice_specs(),
             RenderSettings.of(tts, audio_format),
-            EngineOptions(tts.device, worker_threads(tts)),
+            EngineOptions(tts.device, worker_threads(tts), tts.precision),
             workers=tts.workers,
             timeout_s=tts.timeout_s,
             retries=tts.retries,
