@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from saladpipe.cli import main
 from saladpipe.data_schemas.config import ModelSpec, ModelsSection
@@ -37,7 +38,7 @@ from saladpipe.pipeline.models import (
 from saladpipe.pipeline.scoring import STATUS_OK, DistillationScorer
 from saladpipe.pipeline.training.build import REPORT_FILE, ensure_models, read_report
 from saladpipe.pipeline.training.distill import distill, prepare_rows, score_items, scorer_for
-from saladpipe.pipeline.training.evaluate import evaluate, make_eval_set
+from saladpipe.pipeline.training.evaluate import EvalSet, evaluate, make_eval_set
 from saladpipe.pipeline.training.optim import TRAIN_THREADS, torch_threads
 from saladpipe.pipeline.training.recipe import (
     REDUCED_RECIPE,
@@ -170,8 +171,28 @@ def test_distillation_teaches_the_student_to_hear(toy_teacher: Teacher) -> None:
     evaluation = evaluate(toy_teacher, student, eval_set)
     assert evaluation.text_accuracy > 0.6
     assert evaluation.speech_accuracy > 0.6
+    # Encoding each clip once for all its options answers as encoding it per option.
+    assert evaluation.speech_accuracy == _speech_accuracy_per_option(toy_teacher, student, eval_set)
     assert set(evaluation.by_domain) == {"toy"}
     assert evaluation.scored == len(held)
+
+
+@torch.inference_mode()
+def _speech_accuracy_per_option(
+    teacher: Teacher, student: SpeechAdaptedLM, eval_set: EvalSet
+) -> float:
+    """The plain way: each (clip, option) pair through the student on its own."""
+    vocab = len(teacher.tokenizer)
+    right = 0
+    for question in eval_set.questions:
+        row = eval_set.rows[question.row]
+        scores = []
+        for choice in question.choices:
+            hidden = student.speech_hidden([row.audio], [list(choice)])
+            log_p = torch.log_softmax(student.text_lm.logits(hidden)[:, :vocab].float(), -1)
+            scores.append(float(log_p[torch.arange(len(choice)), list(choice)].mean()))
+        right += int(np.argmax(scores) == question.answer)
+    return right / len(eval_set.questions)
 
 
 def test_held_out_split_is_fixed_and_disjoint() -> None:

@@ -271,7 +271,17 @@ class SpeechAdaptedLM(Student):
         if min(lengths) <= 0:
             raise ValueError("a clip is too short to give any audio embedding")
         embeds, _ = self.encode_audio(audio)
-        inputs, mask = self.build_inputs(embeds, lengths, continuation_ids)
+        return self.hidden_after_audio(embeds, lengths, continuation_ids)
+
+    def hidden_after_audio(
+        self,
+        audio_embeds: torch.Tensor,
+        audio_lengths: Sequence[int],
+        continuation_ids: Sequence[Sequence[int]],
+    ) -> torch.Tensor:
+        """`speech_hidden` from clips already encoded (one encoding, many continuations)."""
+        lengths = list(audio_lengths)
+        inputs, mask = self.build_inputs(audio_embeds, lengths, continuation_ids)
         index = gather_index(
             [a - 1 for a in lengths], [len(ids) for ids in continuation_ids], inputs.shape[1]
         )

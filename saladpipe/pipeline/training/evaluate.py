@@ -51,6 +51,8 @@ class EvalSet:
     domains: list[str]  # domain of each row
     questions: list[ChoiceQuestion]
     refused: Counter[str]
+    # The teacher reading the prefixes: the same for every student.
+    text_accuracy: float
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ def make_eval_set(
         options.insert(answer, true)
         questions.append(ChoiceQuestion(i, tuple(options), answer))
     domains = [items[row.index].domain for row in rows]
-    return EvalSet(list(items), rows, domains, questions, refused)
+    text_accuracy = text_choice_accuracy(teacher, rows, questions)
+    return EvalSet(list(items), rows, domains, questions, refused, text_accuracy)
 
 
 def _mean_log_likelihood(logits: torch.Tensor, targets: Sequence[Sequence[int]]) -> np.ndarray:
@@ -120,34 +123,57 @@ def _mean_log_likelihood(logits: torch.Tensor, targets: Sequence[Sequence[int]])
     return np.array([part.mean().item() for part in torch.split(log_p, [len(t) for t in targets])])
 
 
+def _share_right(scores: list[np.ndarray], questions: Sequence[ChoiceQuestion]) -> float:
+    """Share of questions whose highest-scoring option is the answer (scores in option order)."""
+    table = np.concatenate(scores).reshape(len(questions), -1)
+    answers = np.array([q.answer for q in questions])
+    return float(np.mean(np.argmax(table, axis=1) == answers))
+
+
 @torch.inference_mode()
-def choice_accuracy(
-    teacher: Teacher, student: SpeechAdaptedLM, eval_set: EvalSet
-) -> tuple[float, float]:
-    """(teacher reading the prefix, student hearing it): share of questions answered right."""
+def text_choice_accuracy(
+    teacher: Teacher, rows: Sequence[PreparedRow], questions: Sequence[ChoiceQuestion]
+) -> float:
+    """The teacher reading each prefix: the same for every student, so computed once."""
     teacher_lm = TextLM(teacher.model)
     vocab = len(teacher.tokenizer)
     pad = teacher.tokenizer.pad_token_id
     pad_id = 0 if pad is None else int(pad)
-    pairs = [(q.row, c) for q in eval_set.questions for c in q.choices]
-    text_scores, speech_scores = [], []
+    pairs = [(q.row, c) for q in questions for c in q.choices]
+    scores = []
     for start in range(0, len(pairs), _CHOICE_BATCH):
         part = pairs[start : start + _CHOICE_BATCH]
-        rows = [eval_set.rows[r] for r, _ in part]
         targets = [list(c) for _, c in part]
-        hidden = teacher_lm.continuation_hidden([r.prefix_ids for r in rows], targets, pad_id)
-        text_scores.append(_mean_log_likelihood(teacher_lm.logits(hidden)[:, :vocab], targets))
-        speech = student.speech_hidden([r.audio for r in rows], targets)
-        speech_scores.append(
-            _mean_log_likelihood(student.text_lm.logits(speech)[:, :vocab], targets)
+        hidden = teacher_lm.continuation_hidden(
+            [rows[r].prefix_ids for r, _ in part], targets, pad_id
         )
-    width = len(eval_set.questions[0].choices)
-    answers = np.array([q.answer for q in eval_set.questions])
-    accuracies = []
-    for scores in (text_scores, speech_scores):
-        table = np.concatenate(scores).reshape(-1, width)
-        accuracies.append(float(np.mean(np.argmax(table, axis=1) == answers)))
-    return accuracies[0], accuracies[1]
+        scores.append(_mean_log_likelihood(teacher_lm.logits(hidden)[:, :vocab], targets))
+    return _share_right(scores, questions)
+
+
+@torch.inference_mode()
+def speech_choice_accuracy(teacher: Teacher, student: SpeechAdaptedLM, eval_set: EvalSet) -> float:
+    """The student hearing each prefix: each clip is encoded once and its embeddings are
+    read before every option (encoding per option cost a third of an evaluation)."""
+    vocab = len(teacher.tokenizer)
+    questions = eval_set.questions
+    width = len(questions[0].choices)
+    per_call = max(1, _CHOICE_BATCH // width)
+    scores = []
+    for start in range(0, len(questions), per_call):
+        part = questions[start : start + per_call]
+        audio = [eval_set.rows[q.row].audio for q in part]
+        embeds, _ = student.encode_audio(audio)
+        lengths = [student.audio_embed_length(len(clip)) for clip in audio]
+        owner = [i for i, q in enumerate(part) for _ in q.choices]
+        targets = [list(c) for q in part for c in q.choices]
+        hidden = student.hidden_after_audio(
+            embeds.index_select(0, torch.tensor(owner, device=embeds.device)),
+            [lengths[i] for i in owner],
+            targets,
+        )
+        scores.append(_mean_log_likelihood(student.text_lm.logits(hidden)[:, :vocab], targets))
+    return _share_right(scores, questions)
 
 
 def evaluate(teacher: Teacher, student: SpeechAdaptedLM, eval_set: EvalSet) -> Evaluation:
@@ -163,7 +189,8 @@ def evaluate(teacher: Teacher, student: SpeechAdaptedLM, eval_set: EvalSet) -> E
         by_domain[item.domain].append(result.misalignment)
         forgetting.append(result.forgetting or 0.0)
     values = [v for vs in by_domain.values() for v in vs]
-    text_accuracy, speech_accuracy = choice_accuracy(teacher, student, eval_set)
+    text_accuracy = eval_set.text_accuracy
+    speech_accuracy = speech_choice_accuracy(teacher, student, eval_set)
     return Evaluation(
         misalignment=float(np.mean(values)),
         forgetting=float(np.mean(forgetting)),
