@@ -31,11 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
-    PreTrainedTokenizerFast,
     Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2Model,
@@ -49,6 +47,7 @@ from saladpipe.pipeline.models import (
     Teacher,
     resolve_device,
 )
+from saladpipe.pipeline.models.bpe import SPECIAL_TOKEN, train_bpe_tokenizer
 from saladpipe.pipeline.scoring import (
     DistillationScorer,
     PreparedRow,
@@ -57,31 +56,14 @@ from saladpipe.pipeline.scoring import (
     plan_batches,
 )
 
-SPECIAL = "<|endoftext|>"
 RATE = 16000
 SECONDS_PER_WORD = 0.3
 
 
-def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[SPECIAL],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token=SPECIAL, eos_token=SPECIAL, pad_token=SPECIAL
-    )
-
-
 def build_models(texts: list[str], device: torch.device) -> tuple[Teacher, SpeechAdaptedLM]:
-    tokenizer = build_tokenizer(texts, 50257)
+    tokenizer = train_bpe_tokenizer(texts, 50257, 1024)
     torch.manual_seed(0)
-    special = tokenizer.convert_tokens_to_ids(SPECIAL)
+    special = tokenizer.convert_tokens_to_ids(SPECIAL_TOKEN)
     lm = GPT2LMHeadModel(
         GPT2Config(
             vocab_size=len(tokenizer),

@@ -17,22 +17,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
-    PreTrainedTokenizerFast,
     Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2Model,
 )
 
+from saladpipe.pipeline.models.bpe import SPECIAL_TOKEN, train_bpe_tokenizer
 from saladpipe.pipeline.models.speech_lm import AdapterConfig, FrameStackAdapter, SpeechAdaptedLM
 
 PLACEHOLDER_FORMAT_VERSION = 1
 TEACHER_NAME = "placeholder-teacher"
 STUDENT_NAME = "placeholder-student"
-SPECIAL_TOKEN = "<|endoftext|>"
 VOCAB_SIZE = 2000
 CONTEXT = 512
 ADAPTER_STRIDE = 4
@@ -66,28 +64,6 @@ def ensure_placeholder_models(cache_dir: Path, texts: Sequence[str], seed: int) 
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return {TEACHER_NAME: final / TEACHER_NAME, STUDENT_NAME: final / STUDENT_NAME}
-
-
-def _train_tokenizer(texts: Sequence[str]) -> PreTrainedTokenizerFast:
-    """Byte-level BPE (GPT-2 style) trained on the texts; one special token for bos/eos/pad."""
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
-        special_tokens=[SPECIAL_TOKEN],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(list(texts), trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token=SPECIAL_TOKEN,
-        eos_token=SPECIAL_TOKEN,
-        unk_token=SPECIAL_TOKEN,
-        pad_token=SPECIAL_TOKEN,
-        model_max_length=CONTEXT,
-    )
 
 
 def _tiny_gpt2(vocab_size: int, special_id: int) -> GPT2LMHeadModel:
@@ -129,7 +105,7 @@ def _tiny_wav2vec2() -> tuple[Wav2Vec2Model, Wav2Vec2FeatureExtractor]:
 
 
 def _build(root: Path, texts: Sequence[str], seed: int) -> None:
-    tokenizer = _train_tokenizer(texts)
+    tokenizer = train_bpe_tokenizer(texts, VOCAB_SIZE, CONTEXT)
     special_id = tokenizer.get_vocab()[SPECIAL_TOKEN]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
