@@ -89,6 +89,16 @@ def test_report_is_one_file_that_needs_no_network(report: Path) -> None:
     assert "url(" not in html
 
 
+def test_each_cluster_is_labelled_with_the_commonest_domain_of_its_nearest_texts(
+    report: Path,
+) -> None:
+    html = report.read_text(encoding="utf-8")
+    labels = re.findall(r'<span class="domain">([^<]+)</span>', html)
+    sections = re.findall(r'<details class="cluster"', html)
+    assert sections and len(labels) == len(sections)
+    assert all(re.fullmatch(r"(noun|verb)\.\w+, \d+/\d+ nearest", label) for label in labels)
+
+
 def test_charts_are_drawn(page: Browser, e2e_run: E2ERun) -> None:
     charts = page.run(_CHARTS_JS)
     assert [c["name"] for c in charts] == CHARTS

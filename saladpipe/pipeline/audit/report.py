@@ -106,6 +106,16 @@ class ClusterView:
     rows: list[SampleRow] = field(default_factory=list)
     selected: int = 0
 
+    @property
+    def main_domain(self) -> str | None:
+        """The commonest corpus `domain` of the texts nearest the centroid, with its count
+        ("noun.artifact, 4/5 nearest"); None when the corpus has no domain column."""
+        domains = [r["domain"] for r in self.representatives if r.get("domain")]
+        if not domains:
+            return None
+        top, count = Counter(domains).most_common(1)[0]
+        return f"{top}, {count}/{len(self.representatives)} nearest"
+
 
 def _value(value: Any) -> str:
     if isinstance(value, float):
