@@ -141,6 +141,20 @@ class Results:
     seconds: float = 0.0
 
 
+def draw_glosses(cfg: ExperimentConfig) -> tuple[list[Gloss], list[Gloss], list[Gloss]]:
+    """(stage-I glosses, pool glosses, evaluation glosses): the same for every arm and seed.
+
+    The pool never holds a stage-I gloss; the evaluation set holds held-out glosses only.
+    """
+    train, held_out = split_glosses()
+    stage1_glosses = build_texts(cfg.build).stage1
+    rng = np.random.default_rng(cfg.data_seed)
+    seen = {g.synset_id for g in stage1_glosses}
+    pool = sample_per_domain(train, cfg.pool_per_domain, rng, exclude=seen)
+    evaluation = sample_per_domain(held_out, cfg.eval_per_domain, rng)
+    return list(stage1_glosses), pool, evaluation
+
+
 def _cluster_pool(embedder: Embedder, glosses: Sequence[Gloss], k: int, seed: int) -> np.ndarray:
     """Balanced spherical k-means on sentence embeddings, as a run clusters its pool."""
     vectors = embedder.embed([g.text for g in glosses])
@@ -216,11 +230,7 @@ class Experiment:
     ) -> tuple[PoolState, EvalSet, list[PreparedRow]]:
         """Pool (clustered, probes spoken), evaluation set, and the stage-I rows to replay."""
         cfg = self.config
-        train, held_out = split_glosses()
-        stage1_glosses = build_texts(cfg.build).stage1
-        rng = np.random.default_rng(cfg.data_seed)
-        seen = {g.synset_id for g in stage1_glosses}
-        glosses = sample_per_domain(train, cfg.pool_per_domain, rng, exclude=seen)
+        stage1_glosses, glosses, eval_glosses = draw_glosses(cfg)
         embedder = Embedder(cfg.embedder, "cpu", 64)
         clusters = _cluster_pool(embedder, glosses, cfg.clusters, cfg.data_seed)
         probe_rows = _draw_probes(clusters, cfg.probes_per_cluster, cfg.data_seed)
@@ -232,7 +242,6 @@ class Experiment:
             probe_items,
             clusters[[by_id[item.text_id] for item in probe_items]],
         )
-        eval_glosses = sample_per_domain(held_out, cfg.eval_per_domain, rng)
         eval_items = self._spoken(cache, eval_glosses, "evaluation prefixes")
         eval_set = make_eval_set(teacher, stage1, eval_items, cfg.choices, cfg.data_seed)
         stage1_items = self._spoken(cache, stage1_glosses, "stage-I prefixes")
