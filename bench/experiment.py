@@ -8,6 +8,7 @@ glosses of all domains. Writes the results as JSON, the plot, and the generated 
 of docs/experiments.md; prints the main table and SALAD's ratio to random.
 
 Usage: .venv/bin/python bench/experiment.py [--reduced] [--cache DIR] [--docs DIR]
+                                            [--from-results docs/experiments_results.json]
 About 50 minutes on 2 CPU cores with an empty cache, most of it speech synthesis
 and stage-II training; --reduced runs every step at toy size in a few minutes.
 """
@@ -39,17 +40,26 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--reduced", action="store_true", help="toy sizes (the CI test's)")
     parser.add_argument("--cache", type=Path, default=None, help="default: the saladpipe cache")
     parser.add_argument("--docs", type=Path, default=Path("docs"), help="where results go")
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        default=None,
+        help="re-render the tables and plot from a results JSON of an earlier run",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = REDUCED_EXPERIMENT if args.reduced else ExperimentConfig()
-    results = asdict(run_experiment(config, args.cache or cache_dir()))
     args.docs.mkdir(parents=True, exist_ok=True)
-    write_text(json.dumps(results, indent=1) + "\n", args.docs / RESULTS_NAME)
+    if args.from_results is not None:
+        results = json.loads(args.from_results.read_text(encoding="utf-8"))
+    else:
+        results = asdict(run_experiment(config, args.cache or cache_dir()))
+        write_text(json.dumps(results, indent=1) + "\n", args.docs / RESULTS_NAME)
     plot(results["records"], results["stage1"], args.docs / PLOT_NAME)
     command = ".venv/bin/python bench/experiment.py" + (" --reduced" if args.reduced else "")
     block = results_markdown(results, PLOT_NAME, command)
     update_document(args.docs / "experiments.md", block, "Experiments")
-    budget = max(config.budgets)
+    budget = max(int(r["budget"]) for r in results["records"])
     print(main_table(results["records"], results["stage1"], budget))
     means = {}
     for arm in ("random", "salad-g5"):

@@ -10,6 +10,7 @@ import pytest
 
 from saladpipe.cli import default_config, main
 from saladpipe.data_schemas import ConfigError, load_config, parse_config
+from saladpipe.pipeline.builtin_models import builtin_names, uses_placeholders
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,6 +25,9 @@ def test_embedded_default_equals_the_example_file() -> None:
     config = default_config()
     assert config.corpus.builtin == "wordnet-domains"
     assert config.tts.engine == "piper"
+    # The default means something: the trained builtins, never the random placeholders.
+    assert builtin_names(config.models) == {"trained-teacher", "trained-student"}
+    assert not uses_placeholders(config.models)
 
 
 @pytest.mark.parametrize(
