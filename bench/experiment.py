@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
         "--from-results",
         type=Path,
         default=None,
-        help="re-render the tables and plot from a results JSON of an earlier run",
+        help="re-render tables and plot from an earlier results JSON (--reduced if it was)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -63,6 +63,30 @@ def test_reduced_experiment_trains_and_evaluates_every_arm(tmp_path: Path) -> No
         assert f"| {arm.name} |" in text
     assert (docs / "experiments_misalignment.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # The tables re-rendered from the saved results, without training, are the same.
+    again = tmp_path / "again"
+    again.mkdir()
+    rerender = subprocess.run(
+        [
+            sys.executable,
+            "bench/experiment.py",
+            "--reduced",
+            "--docs",
+            str(again),
+            "--from-results",
+            str(docs / "experiments_results.json"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rerender.returncode == 0, rerender.stderr[-3000:]
+    generated = text[text.index(BEGIN_MARK) :]
+    assert (again / "experiments.md").read_text().endswith(generated)
+    assert not (again / "experiments_results.json").exists()  # nothing new was measured
+
 
 def _record(arm: str, seed: int, misalignment: float, accuracy: float) -> dict[str, object]:
     return {
