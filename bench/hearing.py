@@ -27,9 +27,10 @@ from saladpipe.pipeline.models.loading import load_student, load_teacher
 from saladpipe.pipeline.models.speech_lm import SpeechAdaptedLM
 from saladpipe.pipeline.resources import cache_dir
 from saladpipe.pipeline.training.build import BUILTIN_STUDENT, BUILTIN_TEACHER, ensure_models
-from saladpipe.pipeline.training.evaluate import Evaluation, evaluate, make_eval_set
+from saladpipe.pipeline.training.evaluate import evaluate, make_eval_set
 from saladpipe.pipeline.training.experiment import ExperimentConfig, draw_glosses
 from saladpipe.pipeline.training.optim import TRAIN_THREADS, torch_threads
+from saladpipe.pipeline.training.report import heard_and_unheard
 from saladpipe.pipeline.training.speech import (
     ClipCache,
     SpokenPrefix,
@@ -45,14 +46,6 @@ def derangement(n: int, seed: int) -> np.ndarray:
         order = rng.permutation(n)
         if not np.any(order == np.arange(n)):
             return order
-
-
-def split(evaluation: Evaluation, heard: set[str]) -> tuple[float, float]:
-    """Mean misalignment over heard and over unheard domains (each domain weighs the same)."""
-    by_domain = evaluation.by_domain
-    heard_values = [v for d, v in by_domain.items() if d in heard]
-    unheard_values = [v for d, v in by_domain.items() if d not in heard]
-    return float(np.mean(heard_values)), float(np.mean(unheard_values))
 
 
 def main(argv: list[str]) -> None:
@@ -89,7 +82,7 @@ def main(argv: list[str]) -> None:
         for name, items in variants.items():
             eval_set = make_eval_set(teacher, student, items, config.choices, config.data_seed)
             result = evaluate(teacher, student, eval_set)
-            heard_mis, unheard_mis = split(result, heard)
+            heard_mis, unheard_mis = heard_and_unheard(result.by_domain, heard)
             print(
                 f"  {name:30s} {result.misalignment:9.4f} {heard_mis:9.4f} {unheard_mis:10.4f} "
                 f"{result.speech_accuracy:9.3f} {result.text_accuracy:8.3f}"

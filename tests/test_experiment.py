@@ -23,16 +23,8 @@ def test_reduced_experiment_trains_and_evaluates_every_arm(tmp_path: Path) -> No
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "experiments.md").write_text("# Experiments\n\nA reading kept as it is.\n")
-    env = {**os.environ, "SALADPIPE_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run(
-        [sys.executable, "bench/experiment.py", "--reduced", "--docs", str(docs)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    cache = tmp_path / "cache"
+    done = _experiment_script(cache, "--reduced", "--docs", str(docs))
     assert "salad-g5 / random" in done.stdout
 
     results = json.loads((docs / "experiments_results.json").read_text())
@@ -66,26 +58,31 @@ def test_reduced_experiment_trains_and_evaluates_every_arm(tmp_path: Path) -> No
     # The tables re-rendered from the saved results, without training, are the same.
     again = tmp_path / "again"
     again.mkdir()
-    rerender = subprocess.run(
-        [
-            sys.executable,
-            "bench/experiment.py",
-            "--reduced",
-            "--docs",
-            str(again),
-            "--from-results",
-            str(docs / "experiments_results.json"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    _experiment_script(
+        cache,
+        "--reduced",
+        "--docs",
+        str(again),
+        "--from-results",
+        str(docs / "experiments_results.json"),
     )
-    assert rerender.returncode == 0, rerender.stderr[-3000:]
     generated = text[text.index(BEGIN_MARK) :]
     assert (again / "experiments.md").read_text().endswith(generated)
     assert not (again / "experiments_results.json").exists()  # nothing new was measured
+
+
+def _experiment_script(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """bench/experiment.py with `args`, its models and clips under `cache`; must succeed."""
+    done = subprocess.run(
+        [sys.executable, "bench/experiment.py", *args],
+        cwd=REPO,
+        env={**os.environ, "SALADPIPE_CACHE": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 def _record(arm: str, seed: int, misalignment: float, accuracy: float) -> dict[str, object]:

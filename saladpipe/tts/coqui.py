@@ -38,8 +38,9 @@ _EXPANDING_CLEANERS = frozenset(
 )
 _CHECKPOINTS = ("model.pth", "model_file.pth", "best_model.pth", "checkpoint.pth")
 # Pieces per model call for VITS: a GPU gains from large batches; on a 2-core CPU one
-# sequence already keeps the cores busy and a padded pair ran at 0.76x of two single
-# calls (docs/benchmarks.md), so the CPU speaks one text a call.
+# sequence already keeps the cores busy and a padded pair ran at 0.58x (float32) and
+# 0.94x (bfloat16) of two single calls (docs/benchmarks.md), so the CPU speaks one text
+# a call.
 _VITS_BATCH = {"cuda": 16, "cpu": 1}
 
 

@@ -28,13 +28,14 @@ from torch import nn
 
 
 @contextlib.contextmanager
-def _per_clip_decoding(model: Any, frames: list[torch.Tensor]) -> Iterator[None]:
-    """Record each clip's frame count, and mask every decoder convolution's input to it.
+def _per_clip_decoding(model: Any) -> Iterator[None]:
+    """Mask every decoder convolution's input to each clip's own frame count.
 
     The frame counts exist only inside `inference` (after the duration predictor);
     they are read from the mask that `upsampling_z` returns right before decoding.
     """
     original = model.upsampling_z
+    frames: list[torch.Tensor] = []
 
     def upsampling_z(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
         z, segment, slices, y_mask = original(*args, **kwargs)
@@ -105,8 +106,7 @@ def synthesize_vits_batch(
         if language_id is None
         else torch.full((batch,), language_id, device=device),
     }
-    frames: list[torch.Tensor] = []
-    masks = _per_clip_decoding(model, frames) if batch > 1 else contextlib.nullcontext()
+    masks = _per_clip_decoding(model) if batch > 1 else contextlib.nullcontext()
     with torch.inference_mode(), masks:
         outputs = model.inference(tokens, aux_input=aux)
     waves = outputs["model_outputs"][:, 0]

@@ -107,9 +107,9 @@ def render(engine: TTSEngine, requests: list[Request], settings: RenderSettings)
     prepared = [prepare(engine, r.text, settings) for r in requests]
     owners = [(pos, slot) for pos, (_, parts) in enumerate(prepared) for slot in range(len(parts))]
     texts = [prepared[pos][1][slot] for pos, slot in owners]
-    pieces: list[list[np.ndarray | Exception]] = [[] for _ in requests]
-    for pos, (_, parts) in enumerate(prepared):
-        pieces[pos] = [np.zeros(0, np.float32)] * len(parts)
+    pieces: list[list[np.ndarray | Exception]] = [
+        [np.zeros(0, np.float32)] * len(parts) for _, parts in prepared
+    ]
     waiting = [len(parts) for _, parts in prepared]
 
     def finish(pos: int) -> Future[Outcome]:

@@ -116,6 +116,18 @@ def budget_table(records: Sequence[dict[str, Any]], heard: Sequence[str], budget
     return "\n".join(lines)
 
 
+def heard_and_unheard(by_domain: dict[str, float], heard: set[str]) -> tuple[float, float]:
+    """Mean misalignment over the heard and over the unheard domains, each domain weighing
+    the same (nan for a side without a scored domain, as in tiny evaluation sets)."""
+    heard_values = [v for d, v in by_domain.items() if d in heard]
+    unheard_values = [v for d, v in by_domain.items() if d not in heard]
+    nan = float("nan")
+    return (
+        float(np.mean(heard_values)) if heard_values else nan,
+        float(np.mean(unheard_values)) if unheard_values else nan,
+    )
+
+
 def focus_table(
     records: Sequence[dict[str, Any]],
     stage1: dict[str, Any],
@@ -128,14 +140,7 @@ def focus_table(
     target = clusters[0]["domain"]
 
     def parts(by_domain: dict[str, float]) -> tuple[float, float, float]:
-        heard_values = [v for d, v in by_domain.items() if d in heard]
-        unheard_values = [v for d, v in by_domain.items() if d not in heard]
-        nan = float("nan")  # a domain without a scored row (tiny evaluation sets)
-        return (
-            float(np.mean(heard_values)) if heard_values else nan,
-            float(np.mean(unheard_values)) if unheard_values else nan,
-            by_domain.get(target, nan),
-        )
+        return (*heard_and_unheard(by_domain, heard), by_domain.get(target, float("nan")))
 
     lines = [
         f"| arm | heard domains | unheard domains | {target} (top cluster's domain) |",
