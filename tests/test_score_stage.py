@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.config import ModelsSection
-from saladpipe.data_schemas.io import read_table, sha256_file, write_table
+from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.pipeline import score
 from saladpipe.pipeline.scoring import DistillationScorer
 from saladpipe.tts.audio import encode
@@ -87,7 +86,7 @@ def test_every_probe_gets_a_row_with_its_outcome(
 ) -> None:
     probes, clips = _write_inputs(tmp_path)
     out = tmp_path / "scores.parquet"
-    score.score_shard(probes, clips, out, scorer, "k")
+    score.score_shard(probes, clips, out, scorer)
     rows = {r["text_id"]: r for r in read_table(out, tables.SCORES).to_pylist()}
     assert [rows[t]["status"] for t, _, _ in PROBES] == [
         "ok",
@@ -105,43 +104,10 @@ def test_every_probe_gets_a_row_with_its_outcome(
         assert row["teacher_id"] == scorer.teacher_id and row["student_id"] == scorer.student_id
     for text_id in ("p-no-clip", "p-broken-clip", "p-one-word"):
         assert rows[text_id]["misalignment"] is None and rows[text_id]["token_kl"] is None
-    assert pq.read_schema(out).metadata[score.INPUTS_KEY] == b"k"
 
 
-def test_a_rerun_with_the_same_inputs_keeps_the_finished_shard(
-    scorer: DistillationScorer, tmp_path: Path
-) -> None:
-    probes, clips = _write_inputs(tmp_path)
-    out = tmp_path / "scores.parquet"
-    ids = (scorer.teacher_id, scorer.student_id)
-    settings = score.scoring_settings(ModelsSection(device="cpu"))
-    loads: list[int] = []
-
-    def load() -> DistillationScorer:
-        loads.append(1)
-        return scorer
-
-    assert score.score_shard_once(probes, clips, out, ids, settings, load)
-    checksum = sha256_file(out)
-    assert not score.score_shard_once(probes, clips, out, ids, settings, load)
-    assert len(loads) == 1 and sha256_file(out) == checksum  # not even a model was loaded
-    # Any change of what the scores come from computes them again.
-    other_settings = score.scoring_settings(ModelsSection(device="cpu", max_tokens=64))
-    assert score.score_shard_once(probes, clips, out, ids, other_settings, load)
-    assert score.score_shard_once(probes, clips, out, ids, settings, load)
-    assert score.score_shard_once(probes, clips, out, ("other-teacher", ids[1]), settings, load)
-    # A shard is keyed by the ids of the models that were loaded and scored it.
-    assert not score.score_shard_once(probes, clips, out, ids, settings, load)
-    _write_inputs(tmp_path, continuation_of_ok="music and the words")
-    assert score.score_shard_once(probes, clips, out, ids, settings, load)
-    assert not score.score_shard_once(probes, clips, out, ids, settings, load)
-    assert len(loads) == 5
-    # A damaged shard is never taken for a finished one.
-    out.write_bytes(b"truncated")
-    assert not score.is_finished(out, "anything")
-
-
-def test_batch_settings_do_not_change_the_key() -> None:
+def test_batch_settings_do_not_change_the_scoring_key() -> None:
+    """The settings that key a score task (flows/round.py): batching is not one of them."""
     small = score.scoring_settings(ModelsSection(device="cpu", batch_size=1, batch_tokens=16))
     large = score.scoring_settings(ModelsSection(device="cpu"))
     assert small == large

@@ -59,6 +59,17 @@ def write_text(text: str, path: Path) -> Path:
     return path
 
 
+def write_text_if_changed(text: str, path: Path) -> Path:
+    """Write a text file atomically unless it already holds exactly this text, so that a
+    re-run that changes nothing leaves the file untouched."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return path
+    except FileNotFoundError:
+        pass
+    return write_text(text, path)
+
+
 def read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
     """Read a Parquet file written by saladpipe, refusing other schema versions."""
     file_schema = pq.read_schema(path)

@@ -43,6 +43,11 @@ class RunLayout:
         return self.state / "done"
 
     @property
+    def digests_dir(self) -> Path:
+        """Cached sha256 of the files tasks read and write (data_schemas/digests.py)."""
+        return self.state / "digests"
+
+    @property
     def config_copy(self) -> Path:
         return self.root / "config.json"
 

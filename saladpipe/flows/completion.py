@@ -2,12 +2,18 @@
 
 A finished task leaves a record under `state/done/<task>/<key>.pkl`, written after
 its output files (which are themselves renamed into place). The key hashes the
-task's name, its source code and its arguments, where a file argument stands for its
-path, size and modification time, so that a re-written input invalidates what was
-computed from it. A record holds the task's return value and the files it made; it
-is used only while each of those files is still there, unchanged. Prefect's own
-cache policies key on the flow run or on argument values, not on file contents,
-and keep results outside the run folder; these records live and die with it.
+task's name, its source code and its arguments, where a file argument stands for
+its path and its content (sha256, cached per file version: `data_schemas/digests.py`):
+an input with other bytes invalidates what was computed from it, an input rewritten
+with the same bytes (a task redone after a kill, a corpus rebuilt in a fresh cache)
+does not. Arguments naming files the task writes are keyed by path alone, and so are
+its scratch inputs: files an earlier task made only for this one, which this one's
+other inputs determine and which are deleted once it has finished.
+
+A record holds the task's return value and the versions of the files it keeps; it is
+used only while each of those files still holds the bytes it recorded. Prefect's own
+cache policies key on the flow run or on argument values, not on file contents, and
+keep results outside the run folder; these records live and die with it.
 """
 
 from __future__ import annotations
@@ -24,25 +30,19 @@ from typing import Any
 from pydantic import BaseModel
 
 from saladpipe.data_schemas.config import WHERE_NOT_WHAT, RunConfig
+from saladpipe.data_schemas.digests import DigestCache, FileVersion
 from saladpipe.data_schemas.io import atomic_path
 from saladpipe.data_schemas.layout import RunLayout
 
-FileStamp = tuple[str, int, int]  # path, size, mtime_ns
+# Arguments that name files a task writes: keyed by path, since they change as it runs.
+OUTPUT_ARGUMENTS = frozenset({"out_path", "out_paths", "quarantine_path"})
 
 
-def stamp(path: Path) -> FileStamp | None:
-    """What identifies a file's content cheaply; None when it is not there."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return str(path), st.st_size, st.st_mtime_ns
-
-
-def _digest(value: Any, h: Any) -> None:
+def _digest(value: Any, h: Any, digests: DigestCache) -> None:
     """Feed a canonical form of an argument to the hash `h`."""
     if isinstance(value, Path):
-        h.update(repr(stamp(value) if value.is_file() else str(value)).encode())
+        sha = digests.sha256(value) if value.is_file() else None
+        h.update(f"{value}:{sha}".encode())
     elif isinstance(value, RunLayout):
         h.update(f"layout:{value.root}:{value.round_index}".encode())
     elif isinstance(value, RunConfig):
@@ -53,23 +53,19 @@ def _digest(value: Any, h: Any) -> None:
         h.update(type(value).__name__.encode())
         for field in dataclasses.fields(value):
             h.update(field.name.encode())
-            _digest(getattr(value, field.name), h)
+            _digest(getattr(value, field.name), h, digests)
     elif isinstance(value, Mapping):
         for k in sorted(value, key=repr):
             h.update(repr(k).encode())
-            _digest(value[k], h)
+            _digest(value[k], h, digests)
     elif isinstance(value, list | tuple):
         h.update(f"seq{len(value)}".encode())
         for item in value:
-            _digest(item, h)
+            _digest(item, h, digests)
     elif value is None or isinstance(value, str | int | float | bool):
         h.update(repr(value).encode())
     else:
         raise TypeError(f"cannot key a task argument of type {type(value).__name__}")
-
-
-# Arguments that name files a task writes: keyed by name, since they change as it runs.
-OUTPUT_ARGUMENTS = frozenset({"out_path", "out_paths", "quarantine_path"})
 
 
 def _as_names(value: Any) -> Any:
@@ -86,12 +82,23 @@ def _source(fn: Callable[..., Any]) -> str:
     return inspect.getsource(fn)
 
 
-def task_key(name: str, fn: Callable[..., Any], arguments: Mapping[str, Any]) -> str:
-    """sha256 of the task's name, source and arguments: input files by path, size and
-    mtime, output files (`OUTPUT_ARGUMENTS`) by path alone."""
+def task_key(
+    name: str,
+    fn: Callable[..., Any],
+    arguments: Mapping[str, Any],
+    digests: DigestCache,
+    by_path: Iterable[str] = (),
+    unkeyed: Iterable[str] = (),
+) -> str:
+    """sha256 of the task's name, source and arguments: input files by path and content,
+    output files (`OUTPUT_ARGUMENTS`) and the arguments named in `by_path` by path alone;
+    `unkeyed` arguments (which attempt asks, such as a flow run id) not at all."""
+    named = OUTPUT_ARGUMENTS | set(by_path)
+    skipped = set(unkeyed)
     h = hashlib.sha256(name.encode())
     h.update(_source(fn).encode())
-    _digest({k: _as_names(v) if k in OUTPUT_ARGUMENTS else v for k, v in arguments.items()}, h)
+    keyed = {k: _as_names(v) if k in named else v for k, v in arguments.items()}
+    _digest({k: v for k, v in keyed.items() if k not in skipped}, h, digests)
     return h.hexdigest()
 
 
@@ -112,40 +119,60 @@ def paths_in(value: Any) -> Iterable[Path]:
 
 @dataclasses.dataclass(frozen=True)
 class Completion:
-    """A finished task: what it returned and the files it left."""
+    """A finished task: what it returned and the versions of the files it keeps."""
 
     result: Any
-    outputs: tuple[FileStamp, ...]
+    outputs: tuple[FileVersion, ...]
 
-    def still_valid(self) -> bool:
-        return all(stamp(Path(path)) == (path, size, mtime) for path, size, mtime in self.outputs)
+    def still_valid(self, digests: DigestCache) -> bool:
+        """Every kept file is there with the bytes it had (a file that was only touched or
+        copied over with the same bytes still counts)."""
+        for recorded in self.outputs:
+            current = digests.version(Path(recorded.path))
+            if current is None or current.sha256 != recorded.sha256:
+                return False
+        return True
 
 
 class CompletionStore:
-    """The records of one run folder (`state/done/`)."""
+    """The records of one run folder (`state/done/`), and the digests they rely on."""
 
     def __init__(self, layout: RunLayout) -> None:
         self.root = layout.done_dir
+        self.digests = DigestCache(layout.digests_dir)
 
     def _path(self, name: str, key: str) -> Path:
         return self.root / name / f"{key}.pkl"
 
+    def key(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        arguments: Mapping[str, Any],
+        by_path: Iterable[str] = (),
+        unkeyed: Iterable[str] = (),
+    ) -> str:
+        """The key of a task of this run folder (`task_key` with this folder's digests)."""
+        return task_key(name, fn, arguments, self.digests, by_path, unkeyed)
+
     def lookup(self, name: str, key: str) -> Completion | None:
-        """The record of an identical finished task whose files are all still in place."""
+        """The record of an identical finished task whose kept files are all intact."""
         path = self._path(name, key)
         try:
             with path.open("rb") as fh:
                 record = pickle.load(fh)  # written by `record` below, in this run's state/
-        except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+        except (FileNotFoundError, EOFError, pickle.UnpicklingError, AttributeError, TypeError):
             return None
-        if not isinstance(record, Completion) or not record.still_valid():
+        try:
+            intact = isinstance(record, Completion) and record.still_valid(self.digests)
+        except (AttributeError, TypeError):  # a record in an older format
             return None
-        return record
+        return record if intact else None
 
     def record(self, name: str, key: str, result: Any, outputs: Iterable[Path]) -> None:
         """Record a finished task; files that do not exist (nothing to write) are left out."""
-        stamps = tuple(s for s in (stamp(p) for p in dict.fromkeys(outputs)) if s is not None)
+        versions = (self.digests.version(p) for p in dict.fromkeys(outputs))
         path = self._path(name, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, tmp.open("wb") as fh:
-            pickle.dump(Completion(result, stamps), fh)
+            pickle.dump(Completion(result, tuple(v for v in versions if v is not None)), fh)

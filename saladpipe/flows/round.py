@@ -24,12 +24,12 @@ from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
 from saladpipe.data_schemas.config import RunConfig
-from saladpipe.data_schemas.io import remove_stale_temporaries, write_text
+from saladpipe.data_schemas.io import remove_stale_temporaries, write_text_if_changed
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.manifest import Manifest
 from saladpipe.flows import runners
 from saladpipe.flows.artifacts import publish_audit_summary
-from saladpipe.flows.completion import CompletionStore, paths_in, task_key
+from saladpipe.flows.completion import CompletionStore, paths_in
 from saladpipe.flows.lock import RunLock
 from saladpipe.flows.server import prefect_api
 from saladpipe.pipeline import (
@@ -45,7 +45,7 @@ from saladpipe.pipeline import (
     synthesize,
 )
 from saladpipe.pipeline.corpora import builtin_corpus_path
-from saladpipe.pipeline.ingest import IngestStats, corpus_texts, ingest
+from saladpipe.pipeline.ingest import IngestStats, corpus_texts, ingest, input_files
 from saladpipe.pipeline.manifest import scoring_counts, scoring_model_ids, write_manifest
 from saladpipe.pipeline.shards.writer import ShardLimits
 
@@ -69,49 +69,96 @@ TASK_RETRIES = 2
 RETRY_BACKOFF_S = 2.0
 
 
+@dataclass(frozen=True)
+class _Stage:
+    """How the executor runs one stage's body: its name, its code, what it writes.
+
+    `scratch` names arguments that hold scratch inputs: files an earlier task wrote
+    only for this stage, determined by this stage's other inputs. They are keyed by
+    path, not content, and deleted once this stage's record is written, so a finished
+    stage never depends on them and their producers need not run again
+    (`stage_finished`). `unkeyed` names arguments that say which attempt asks (a flow
+    run id), not what to compute.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    outputs: Outputs | None
+    resumable: bool
+    give_up: GiveUp | None
+    scratch: tuple[str, ...]
+    unkeyed: tuple[str, ...]
+
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        return dict(inspect.signature(self.fn).bind(*args, **kwargs).arguments)
+
+    def lookup(self, arguments: dict[str, Any]) -> tuple[CompletionStore, str, Any]:
+        """The run folder's records, this call's key and its record (None: not finished)."""
+        store = CompletionStore(_run_layout(arguments))
+        key = store.key(self.name, self.fn, arguments, self.scratch, self.unkeyed)
+        return store, key, store.lookup(self.name, key)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        arguments = self.arguments(args, kwargs)
+        if not self.resumable:
+            return self.fn(*args, **kwargs)
+        store, key, done = self.lookup(arguments)
+        if done is not None:
+            get_run_logger().info("%s: %s", self.name, KEPT)
+            self._remove_scratch(arguments)  # what a kill right after the record left
+            return done.result
+        try:
+            result = self.fn(*args, **kwargs)
+        except Exception as exc:
+            if self.give_up is None or task_run.get_run_count() <= TASK_RETRIES:
+                raise
+            get_run_logger().error(
+                "%s: failed %d times, giving up: %r", self.name, TASK_RETRIES + 1, exc
+            )
+            return self.give_up(arguments, exc)
+        made = [*paths_in(result), *(self.outputs(arguments) if self.outputs else ())]
+        store.record(self.name, key, result, made)
+        self._remove_scratch(arguments)
+        return result
+
+    def _remove_scratch(self, arguments: dict[str, Any]) -> None:
+        for name in self.scratch:
+            for path in paths_in(arguments[name]):
+                path.unlink(missing_ok=True)
+
+
+# What the log says of a task whose record and files are intact.
+KEPT = "finished earlier on the same inputs; kept"
+_STAGES: dict[str, _Stage] = {}
+
+
 def stage_task(
     name: str,
     outputs: Outputs | None = None,
     resumable: bool = True,
     give_up: GiveUp | None = None,
+    scratch: tuple[str, ...] = (),
+    unkeyed: tuple[str, ...] = (),
 ) -> Callable[[Callable[P, R]], Task[P, R]]:
     """A task that runs one stage; results live in the files it writes, not in Prefect.
 
     A resumable task is skipped when the run folder holds the completion record of the
-    same task on the same inputs and its files are unchanged (`completion.py`); the
-    files it makes are those in its return value plus `outputs(arguments)`. Every task
-    takes the run's `config` (or a `layout`), which says where the records live.
-    A task with `give_up` is retried with backoff; when its last attempt fails too,
-    `give_up(arguments, error)` quarantines its rows and its value is the task's result
-    (not recorded as finished: a resumed run tries it again).
+    same task on the same inputs and the files it keeps are unchanged (`completion.py`);
+    the files it keeps are those in its return value plus `outputs(arguments)`; the
+    files named by its `scratch` arguments are deleted once it has finished (`_Stage`).
+    Every task takes the run's `config` (or a `layout`), which says where the records
+    live. A task with `give_up` is retried with backoff; when its last attempt fails
+    too, `give_up(arguments, error)` quarantines its rows and its value is the task's
+    result (not recorded as finished: a resumed run tries it again).
     """
 
     def wrap(fn: Callable[P, R]) -> Task[P, R]:
-        signature = inspect.signature(fn)
+        stage = _Stage(name, fn, outputs, resumable, give_up, scratch, unkeyed)
+        _STAGES[name] = stage
 
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            arguments = dict(signature.bind(*args, **kwargs).arguments)
-            if not resumable:
-                return fn(*args, **kwargs)
-            store = CompletionStore(_run_layout(arguments))
-            key = task_key(name, fn, arguments)
-            done = store.lookup(name, key)
-            if done is not None:
-                get_run_logger().info("%s: finished earlier on the same inputs; kept", name)
-                return cast(R, done.result)
-            try:
-                result = fn(*args, **kwargs)
-            except Exception as exc:
-                if give_up is None or task_run.get_run_count() <= TASK_RETRIES:
-                    raise
-                get_run_logger().error(
-                    "%s: failed %d times, giving up: %r", name, TASK_RETRIES + 1, exc
-                )
-                return cast(R, give_up(arguments, exc))
-            made = [*paths_in(result), *(outputs(arguments) if outputs else ())]
-            store.record(name, key, result, made)
-            return result
+            return cast(R, stage.run(*args, **kwargs))
 
         retries = TASK_RETRIES if give_up is not None else 0
         return task(
@@ -123,6 +170,12 @@ def stage_task(
         )(run)
 
     return wrap
+
+
+def stage_finished(stage_task: Task[P, R], *args: P.args, **kwargs: P.kwargs) -> bool:
+    """Whether this call of a stage has an intact completion record; runs nothing."""
+    stage = _STAGES[stage_task.name]
+    return stage.lookup(stage.arguments(args, kwargs))[2] is not None
 
 
 def _run_layout(arguments: dict[str, Any]) -> RunLayout:
@@ -143,17 +196,23 @@ class RoundResult:
     manifest: Manifest
 
 
-@stage_task("ingest")
-def ingest_task(config: RunConfig, layout: RunLayout) -> IngestStats:
+def _corpus_path(config: RunConfig) -> Path:
+    """The corpus file or folder; a builtin corpus is built into the cache on first use."""
     corpus = config.corpus
     if corpus.builtin is not None:
-        path = builtin_corpus_path(
+        return builtin_corpus_path(
             corpus.builtin, corpus.builtin_texts_per_domain, config.run.seed, resources.cache_dir()
         )
-    else:
-        assert corpus.path is not None  # the config validator guarantees one source
-        path = corpus.path
-    return ingest(corpus, path, layout, probe.split_columns(config.probe))
+    assert corpus.path is not None  # the config validator guarantees one source
+    return corpus.path
+
+
+@stage_task("ingest")
+def ingest_task(
+    config: RunConfig, layout: RunLayout, corpus_path: Path, sources: list[Path]
+) -> IngestStats:
+    """Validate the corpus into shards; `sources` (the files it reads) key it by content."""
+    return ingest(config.corpus, corpus_path, layout, probe.split_columns(config.probe))
 
 
 @stage_task("embed-shard")
@@ -195,7 +254,7 @@ def preferences_task(
     return cluster.preferences_shard(embedding_shard, np.load(centroids_path), out_path)
 
 
-@stage_task("assign-balanced")
+@stage_task("assign-balanced", scratch=("preferences",))
 def balance_task(
     config: RunConfig,
     embeddings: list[Path],
@@ -244,17 +303,13 @@ def score_task(
     clips_shard: Path,
     out_path: Path,
     placeholder_dirs: tuple[tuple[str, Path], ...],
+    model_ids: tuple[str, str],
+    settings: dict[str, Any],
 ) -> Path:
-    scored = score.score_shard_once(
-        probes_shard,
-        clips_shard,
-        out_path,
-        resources.model_ids(config.models, placeholder_dirs),
-        score.scoring_settings(config.models),
-        lambda: resources.scorer(config.models, placeholder_dirs),
-    )
-    if not scored:
-        get_run_logger().info("%s: scored earlier from the same inputs; kept", out_path.name)
+    """Score one probe shard; `model_ids` (the weights' content) and `settings` (resolved
+    on this machine) key it, so a new checkpoint at the same path is scored anew."""
+    scorer = resources.scorer(config.models, placeholder_dirs)
+    score.score_shard(probes_shard, clips_shard, out_path, scorer)
     return out_path
 
 
@@ -395,7 +450,7 @@ def shard_task(
     return list(result.paths), len(result.clips)
 
 
-@stage_task("write-manifest", outputs=lambda a: [a["layout"].manifest])
+@stage_task("write-manifest", outputs=lambda a: [a["layout"].manifest], unkeyed=("flow_run_id",))
 def manifest_task(
     config: RunConfig,
     layout: RunLayout,
@@ -441,7 +496,7 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
     log = get_run_logger()
     layout = RunLayout(config.output_path()).for_round(round_index)
     resuming = ledger.same_attempt(layout, config)
-    write_text(config.model_dump_json(indent=2), layout.config_copy)
+    write_text_if_changed(config.model_dump_json(indent=2), layout.config_copy)
     placeholders = builtin_models.uses_placeholders(config.models)
     if placeholders:
         log.warning(PLACEHOLDER_WARNING)
@@ -451,7 +506,10 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
     tags = runners.stage_tags(config, torch.cuda.is_available())
 
     if round_index == 0:
-        stats = ingest_task(config, layout)
+        corpus_path = _corpus_path(config)
+        stats = ingest_task(
+            config, layout, corpus_path, input_files(corpus_path, config.corpus.format)
+        )
         log.info(
             "ingest: %d rows read, %d kept, quarantined %s",
             stats.read,
@@ -468,13 +526,18 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
         centroids = fit_task(config, embeddings, layout.centroids)
         assignment_paths = [layout.assignments_shard(i) for i in range(len(embeddings))]
         if config.cluster.method == "balanced":
-            preferences = _resolved(
-                [
-                    preferences_task.submit(config, e, centroids, layout.cluster_preferences(i))
-                    for i, e in enumerate(embeddings)
-                ]
-            )
-            assignments = balance_task(config, embeddings, preferences, centroids, assignment_paths)
+            preferences = [layout.cluster_preferences(i) for i in range(len(embeddings))]
+            balance = (config, embeddings, preferences, centroids, assignment_paths)
+            if stage_finished(balance_task, *balance):
+                log.info("cluster-preferences-shard: not needed: assign-balanced %s", KEPT)
+            else:
+                _resolved(
+                    [
+                        preferences_task.submit(config, e, centroids, p)
+                        for e, p in zip(embeddings, preferences, strict=True)
+                    ]
+                )
+            assignments = balance_task(*balance)
         else:
             assignments = _resolved(
                 [
@@ -525,10 +588,12 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
     trained_note = builtin_models.trained_note(dict(placeholder_dirs))
     if trained_note:
         log.info(trained_note)
+    model_ids = resources.model_ids(config.models, placeholder_dirs)
+    settings = score.scoring_settings(config.models)
     scores = _resolved(
         [
             score_task.with_options(tags=tags.score).submit(
-                config, p, c, layout.scores_shard(i), placeholder_dirs
+                config, p, c, layout.scores_shard(i), placeholder_dirs, model_ids, settings
             )
             for i, (p, c) in enumerate(zip(probe_shards, clips, strict=True))
         ]

@@ -1,8 +1,9 @@
 """Cluster: faiss k-means on the embeddings, then each text assigned to a cluster.
 
 Plain: each shard's texts go to their nearest centroid, one task per shard.
-Balanced: each shard writes its texts' nearest centroids (`preferences_shard`), then
-one pass over the whole pool matches texts to clusters of at most ceil(N/K) texts
+Balanced: each shard writes its texts' nearest centroids (`preferences_shard`, scratch
+files that the flow deletes once the assignments are recorded), then one pass over
+the whole pool matches texts to clusters of at most ceil(N/K) texts
 (`assign_balanced`); texts whose near clusters are all full are matched among the
 clusters with room left, from their full similarity row.
 """
@@ -122,8 +123,6 @@ def assign_balanced(
         text_ids, _ = read_embeddings(shard)
         part = slice(sizes[index], sizes[index + 1])
         _write_assignments(text_ids, assigned[part], chosen[part], out_path)
-    for path in preference_shards:
-        path.unlink(missing_ok=True)  # intermediate: the assignments now hold the result
     return out_paths
 
 

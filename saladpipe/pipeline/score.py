@@ -5,39 +5,35 @@ A probe whose prefix could not be synthesized is written with status `no_audio`
 (its clip is in the probe_tts quarantine), one whose clip cannot be decoded with
 `invalid_audio`; every probe appears in the scores.
 
-A scores shard carries in its Parquet metadata the key of what it was computed
-from: the checksums of its probe and clip shards, the teacher and student ids and
-the scoring settings. A re-run finds a shard whose key matches and keeps it.
+What a scores shard is computed from (its probe and clip shards, the teacher and
+student ids, `scoring_settings`) is the key of its task, so a re-run keeps a shard
+whose inputs are unchanged (flows/completion.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import soundfile as sf
 
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.config import ModelsSection
-from saladpipe.data_schemas.io import read_table, sha256_file, write_table
+from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.pipeline.progress import Progress
 from saladpipe.pipeline.scoring import STATUS_INVALID_AUDIO, DistillationScorer, ScoreItem
 from saladpipe.tts.audio import decode
 
-INPUTS_KEY = b"saladpipe.inputs_key"
 # Bumped whenever a change of the scoring code changes what it writes.
 SCORER_VERSION = 2
 STATUS_NO_AUDIO = "no_audio"
 
 
 def scoring_settings(models: ModelsSection) -> dict[str, Any]:
-    """The settings that change scores (batching does not: scores are batch-invariant)."""
+    """The settings that change scores, resolved on this machine (`auto` is another device
+    on another machine); batching is not one: scores are batch-invariant."""
     from saladpipe.pipeline.models.loading import resolve_device, resolve_dtype
 
     device = resolve_device(models.device)
@@ -48,35 +44,6 @@ def scoring_settings(models: ModelsSection) -> dict[str, Any]:
         "max_tokens": models.max_tokens,
         "forgetting": models.forgetting,
     }
-
-
-def inputs_key(
-    probes_shard: Path,
-    clips_shard: Path,
-    teacher_id: str,
-    student_id: str,
-    settings: dict[str, Any],
-) -> str:
-    """sha256 of everything a scores shard is computed from."""
-    payload = {
-        "probes": sha256_file(probes_shard),
-        "clips": sha256_file(clips_shard),
-        "teacher": teacher_id,
-        "student": student_id,
-        "settings": settings,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def is_finished(out_path: Path, key: str) -> bool:
-    """True when `out_path` is a scores shard computed from exactly these inputs."""
-    if not out_path.is_file():
-        return False
-    try:
-        metadata = pq.read_schema(out_path).metadata or {}
-    except (OSError, pa.ArrowInvalid):
-        return False
-    return metadata.get(INPUTS_KEY) == key.encode()
 
 
 def _item(probe: dict[str, Any], clip: dict[str, Any]) -> ScoreItem | None:
@@ -95,9 +62,9 @@ def _list(values: np.ndarray | None) -> list[float] | None:
 
 
 def score_shard(
-    probes_shard: Path, clips_shard: Path, out_path: Path, scorer: DistillationScorer, key: str
+    probes_shard: Path, clips_shard: Path, out_path: Path, scorer: DistillationScorer
 ) -> pa.Table:
-    """Score every probe of one shard; returns the scores table it wrote under `key`."""
+    """Score every probe of one shard; returns the scores table it wrote."""
     probes = read_table(probes_shard, tables.PROBES).to_pylist()
     clips = {row["text_id"]: row for row in read_table(clips_shard, tables.CLIPS).to_pylist()}
     items: list[ScoreItem] = []
@@ -131,36 +98,6 @@ def score_shard(
                 "token_forgetting": None if result is None else _list(result.token_forgetting),
             }
         )
-    schema = tables.SCORES.with_metadata(
-        {**(tables.SCORES.metadata or {}), INPUTS_KEY: key.encode()}
-    )
-    table = pa.Table.from_pylist(rows, schema=schema)
-    write_table(table, out_path, schema)
+    table = pa.Table.from_pylist(rows, schema=tables.SCORES)
+    write_table(table, out_path, tables.SCORES)
     return table
-
-
-def score_shard_once(
-    probes_shard: Path,
-    clips_shard: Path,
-    out_path: Path,
-    model_ids: tuple[str, str],
-    settings: dict[str, Any],
-    load_scorer: Callable[[], DistillationScorer],
-) -> bool:
-    """Score one shard unless a finished one from the same inputs is there; True if scored.
-
-    `model_ids` are the ids known before loading (see `loading.model_id`), so a
-    finished shard is found without loading any model.
-    """
-    if is_finished(out_path, inputs_key(probes_shard, clips_shard, *model_ids, settings)):
-        return False
-    scorer = load_scorer()
-    ids = (scorer.teacher_id, scorer.student_id)
-    score_shard(
-        probes_shard,
-        clips_shard,
-        out_path,
-        scorer,
-        inputs_key(probes_shard, clips_shard, *ids, settings),
-    )
-    return True
