@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,7 @@ from saladpipe.data_schemas.errors import SchemaError
 from saladpipe.data_schemas.io import read_table, sha256_file
 from saladpipe.data_schemas.manifest import Manifest
 from saladpipe.pipeline.shards.dataset import ShardDataset
+from saladpipe.pipeline.shards.export import PROVENANCE
 from saladpipe.pipeline.shards.verify import verify_run
 from saladpipe.pipeline.shards.writer import ShardLimits, ShardWriter
 from saladpipe.tts.audio import resample
@@ -73,13 +75,29 @@ def test_lhotse_shar_export_loads_with_from_shar(
     run, audio = toned
     assert main(["export", str(run), str(tmp_path / "shar"), "--shard-size", "10"]) == 0
     cuts = CutSet.from_shar(in_dir=tmp_path / "shar")
+    rows = _shard_rows(run)
     seen = set()
     for cut in cuts:
         seen.add(cut.id)
-        assert cut.supervisions[0].text.startswith("tone")
-        assert cut.custom["strategy"] == "salad"
+        assert cut.supervisions[0].text == rows[cut.id]["text"]
+        # Every provenance column of the shard, read back from the cut (exports.py).
+        assert set(PROVENANCE) >= {"tts_license", "normalized_text", "asr_cer", "strategy"}
+        assert {name: cut.custom[name] for name in PROVENANCE} == _provenance(rows[cut.id])
         np.testing.assert_allclose(cut.load_audio()[0], _expected(audio, cut.id), atol=2e-4)
     assert seen == set(audio)
+
+
+def _shard_rows(run: Path) -> dict[str, dict[str, Any]]:
+    return {
+        row["text_id"]: row
+        for path in sorted((run / "shards").glob("*.parquet"))
+        for row in pq.read_table(path).to_pylist()
+    }
+
+
+def _provenance(row: dict[str, Any]) -> dict[str, Any]:
+    """The row's provenance as JSON reads it back (float32 columns widened to float)."""
+    return json.loads(json.dumps({name: row[name] for name in PROVENANCE}))
 
 
 def test_nemo_manifest_export(toned: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
@@ -90,7 +108,9 @@ def test_nemo_manifest_export(toned: tuple[Path, dict[str, np.ndarray]], tmp_pat
     lines = (tmp_path / "nemo" / "manifest.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert {r["text_id"] for r in records} == set(audio)
+    rows = _shard_rows(run)
     for record in records:
+        assert {name: record[name] for name in PROVENANCE} == _provenance(rows[record["text_id"]])
         assert Path(record["audio_filepath"]).is_file()
         assert record["duration"] == pytest.approx(
             _expected(audio, record["text_id"]).size / 16000, abs=1e-3

@@ -4,7 +4,8 @@
   dataloaders read with `CutSet.from_shar`.
 - A NeMo manifest: JSON lines with `audio_filepath`, `text`, `duration`, next to the
   audio files it points at.
-Both stream row group by row group and keep the provenance columns.
+Both stream row group by row group and keep every provenance column of the shard
+(`PROVENANCE`: selection, TTS engine, voice, licence, normalised text, ASR error).
 """
 
 from __future__ import annotations
@@ -14,21 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.io import atomic_path
 from saladpipe.pipeline.shards.dataset import ShardDataset
 
-_PROVENANCE = (
-    "domain",
-    "cluster",
-    "cluster_gap",
-    "gap_score",
-    "selection_round",
-    "strategy",
-    "probability",
-    "rank",
-    "tts_engine",
-    "tts_voice",
-)
+# Shard columns each format holds in fields of its own; every other column (selection
+# provenance, TTS engine, voice, licence, the text as spoken, ASR error) is carried
+# along: Lhotse as cut `custom` fields, NeMo as manifest keys.
+_AS_FIELDS = frozenset({"text_id", "text", "audio", "sampling_rate", "duration_s"})
+PROVENANCE = tuple(name for name in tables.SHARD.names if name not in _AS_FIELDS)
 
 
 def _rows(run_dir: Path) -> Iterator[dict[str, Any]]:
@@ -60,7 +55,7 @@ def export_lhotse_shar(
                 channel=0,
                 recording=recording,
                 supervisions=[supervision],
-                custom={name: row[name] for name in _PROVENANCE},
+                custom={name: row[name] for name in PROVENANCE},
             )
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -83,7 +78,7 @@ def export_nemo_manifest(run_dir: Path, out_dir: Path) -> Path:
                 "text": row["text"],
                 "duration": round(float(row["duration_s"]), 4),
                 "text_id": row["text_id"],
-                **{name: row[name] for name in _PROVENANCE},
+                **{name: row[name] for name in PROVENANCE},
             }
             fh.write(json.dumps(record) + "\n")
     return manifest
