@@ -3,13 +3,23 @@ however texts are batched, sharded, ordered or retried. Real Piper (joe) through
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
+from saladpipe.data_schemas import RunLayout, parse_config
 from saladpipe.data_schemas.config import ClipChecks, TTSSection, VoiceSpec
+from saladpipe.data_schemas.manifest import Manifest, VoiceEntry
+from saladpipe.pipeline.manifest import write_manifest
 from saladpipe.tts import EngineOptions, SpeechService, SpokenText, TTSEngine, create_engine
+from saladpipe.tts.piper import resolve_piper_voice
+from saladpipe.tts.registry import describe_voice
 from saladpipe.tts.render import RenderSettings, Request, Spoken, piece_seed, render
 from saladpipe.tts.voices import text_seed
 
@@ -110,3 +120,57 @@ def test_two_runs_give_the_same_audio_whatever_the_order_jobs_and_workers() -> N
     with SpeechService(TTSSection(threads_per_worker=1, max_chars=80), "flac", 4) as service:
         other = service.speak(items[:1])
     assert isinstance(other[0], SpokenText) and other[0].audio != audio["t0"]
+
+
+def _uniform_voice(folder: Path) -> Path:
+    """joe with one more random op (its output a second graph output): a voice that loads
+    and speaks, but not the same clip twice."""
+    folder.mkdir()
+    joe = resolve_piper_voice("builtin:joe-us")
+    model = onnx.load(str(joe))
+    model.graph.node.append(
+        helper.make_node("RandomUniformLike", ["scales"], ["extra"], name="extra")
+    )
+    model.graph.output.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, [3]))
+    path = folder / "joe-uniform.onnx"
+    onnx.save(model, str(path))
+    shutil.copy(f"{joe}.json", f"{path}.json")
+    return path
+
+
+def test_the_manifest_records_the_voices_and_notes_the_ones_that_are_not_deterministic(
+    tmp_path: Path,
+) -> None:
+    voice = _uniform_voice(tmp_path / "voice")
+    spec = VoiceSpec(engine="piper", voice=str(voice), license="CC0-1.0")
+    assert not describe_voice(spec).deterministic
+    engine = create_engine(spec, EngineOptions(threads=1))
+    assert not engine.deterministic and engine.synthesize("Hello there.", 0).size > 0
+    uniform = f'{{ voice = {json.dumps(str(voice))}, license = "CC0-1.0" }}'
+    toml = (
+        '[corpus]\nbuiltin = "wordnet-domains"\n[tts]\n'
+        f'voices = [{{ weight = 1.0 }}, {uniform}, {{ engine = "espeak" }}]\n'
+    )
+    config = parse_config(toml, "voices", tmp_path)
+    layout = RunLayout(tmp_path / "run")
+    write_manifest(config, layout, [], {}, {}, ["a note of the run"])
+    manifest = Manifest.read(layout.manifest)
+    assert manifest.voices == [
+        VoiceEntry("piper", "en_US-joe-medium", "CC0-1.0", True),
+        VoiceEntry("piper", "joe-uniform", "CC0-1.0", False),
+        VoiceEntry("espeak", "en-us", "GPL-3.0-or-later", True),
+    ]
+    assert manifest.notes[0] == "a note of the run"
+    [note] = manifest.notes[1:]
+    assert note.startswith("voice piper joe-uniform is not deterministic: its clips differ")
+    assert "resumed run reuses the clips it finished" in note
+
+
+def test_a_manifest_written_before_voices_were_recorded_still_reads(tmp_path: Path) -> None:
+    layout = RunLayout(tmp_path / "run")
+    config = parse_config('[corpus]\nbuiltin = "wordnet-domains"\n', "old", tmp_path)
+    raw = json.loads(write_manifest(config, layout, [], {}, {}, []).to_json())
+    del raw["voices"]
+    raw["manifest_version"] = 1
+    old = Manifest.from_json(json.dumps(raw))
+    assert old.voices == [] and old.manifest_version == 1 and old.notes == []
