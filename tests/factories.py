@@ -104,10 +104,11 @@ class ToneEngine(TTSEngine):
     name = "tone"
     RATE = 22050
     needs_normalization = False  # the tone's index is read from the digits
+    deterministic = True
 
     @classmethod
-    def describe(cls, spec: VoiceSpec) -> VoiceInfo:
-        return VoiceInfo(name="tone", language="en", license="CC0-1.0")
+    def describe(cls, spec: VoiceSpec, device: str = "cpu") -> VoiceInfo:
+        return VoiceInfo(name="tone", language="en", license="CC0-1.0", deterministic=True)
 
     @classmethod
     def list_voices(cls) -> list[str]:
@@ -120,7 +121,7 @@ class ToneEngine(TTSEngine):
     def speakers(self) -> list[str]:
         return []
 
-    def synthesize(self, text: str) -> np.ndarray:
+    def synthesize(self, text: str, seed: int) -> np.ndarray:
         index = int(text.split()[1])
         t = np.arange(int(self.RATE * (1.0 + 0.05 * index))) / self.RATE
         return (0.3 * np.sin(2 * np.pi * (200 + 20 * index) * t)).astype(np.float32)
@@ -147,10 +148,10 @@ class FlakyEngine(TTSEngine):
         return {0: "always", 1: "once"}.get(bucket)
 
     @classmethod
-    def describe(cls, spec: VoiceSpec) -> VoiceInfo:
+    def describe(cls, spec: VoiceSpec, device: str = "cpu") -> VoiceInfo:
         from saladpipe.tts.registry import describe_voice
 
-        return describe_voice(spec)
+        return describe_voice(spec, device)
 
     @classmethod
     def list_voices(cls) -> list[str]:
@@ -163,12 +164,12 @@ class FlakyEngine(TTSEngine):
     def speakers(self) -> list[str]:
         return self.inner.speakers()
 
-    def synthesize(self, text: str) -> np.ndarray:
+    def synthesize(self, text: str, seed: int) -> np.ndarray:
         fault = self.fault(text)
         if fault == "always" or (fault == "once" and text not in self.seen):
             self.seen.add(text)
             raise RuntimeError(f"injected {fault} fault")
-        return self.inner.synthesize(text)
+        return self.inner.synthesize(text, seed)
 
 
 def tone_run(
@@ -210,5 +211,5 @@ def tone_run(
             )
             shards.extend(result.paths)
     write_manifest(config, layout, shards, {}, {"selected": n}, [])
-    audio = {f"tone-{i}": engine.synthesize(f"tone {i}") for i in range(n)}
+    audio = {f"tone-{i}": engine.synthesize(f"tone {i}", 0) for i in range(n)}
     return layout.root, audio

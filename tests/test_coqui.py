@@ -58,27 +58,48 @@ def test_a_vits_checkpoint_folder_loads_and_reports_itself(vits: TTSEngine) -> N
     assert not vits.needs_normalization  # english_cleaners spell out numbers themselves
 
 
-def test_a_clip_from_a_padded_batch_equals_the_same_text_spoken_alone(vits: TTSEngine) -> None:
+SEEDS = [11, 12, 13]
+
+
+def test_without_noise_a_clip_is_coquis_own_and_an_unmasked_batch_leaks(vits: TTSEngine) -> None:
+    """Noise off, so Coqui's own call (which samples from torch's global generator) can be
+    the reference."""
     model: Any = vits._model  # type: ignore[attr-defined]
     model.inference_noise_scale, model.inference_noise_scale_dp = 0.0, 0.0
     try:
-        batch = vits.synthesize_batch(TEXTS)
-        alone = [vits.synthesize_batch([text])[0] for text in TEXTS]
-        # Coqui's own one-text call, for the reference.
+        alone = [vits.synthesize(text, seed) for text, seed in zip(TEXTS, SEEDS, strict=True)]
         coqui = [np.asarray(model.synthesize(t, speaker="bob")["wav"]) for t in TEXTS]
         naive = _naive_padded_batch(vits, TEXTS)
     finally:
-        model.inference_noise_scale, model.inference_noise_scale_dp = 0.667, 0.8
+        model.inference_noise_scale = model.args.inference_noise_scale
+        model.inference_noise_scale_dp = model.args.inference_noise_scale_dp
     assert len({a.size for a in alone}) == 3  # the texts really differ in length
-    for b, a, c in zip(batch, alone, coqui, strict=True):
-        assert b.size == a.size == c.size
+    for a, c in zip(alone, coqui, strict=True):
+        assert a.size == c.size
         np.testing.assert_allclose(a, c, atol=1e-5)
-        np.testing.assert_allclose(b, a, atol=1e-5)
-        tail = round(0.05 * vits.sample_rate)  # the last 50 ms: no noise tail
-        assert np.abs(b[-tail:] - a[-tail:]).max() < 1e-5
     # Without the per-clip decoder mask, the padding leaks into the end of the shorter clips.
     shorter = [i for i, a in enumerate(alone) if a.size < max(x.size for x in alone)]
     assert max(np.abs(naive[i] - alone[i]).max() for i in shorter) > 1e-3
+
+
+def test_a_clip_from_a_padded_batch_equals_the_same_text_spoken_alone(vits: TTSEngine) -> None:
+    """With the default noise scales on: each text's noise comes from its own seed."""
+    model: Any = vits._model  # type: ignore[attr-defined]
+    assert (model.inference_noise_scale, model.inference_noise_scale_dp) == (0.667, 1.0)
+    generator = torch.get_rng_state()
+    batch = vits.synthesize_batch(TEXTS, SEEDS)
+    alone = [vits.synthesize(text, seed) for text, seed in zip(TEXTS, SEEDS, strict=True)]
+    assert torch.equal(torch.get_rng_state(), generator)  # the global generator untouched
+    assert len({a.size for a in alone}) == 3
+    for b, a in zip(batch, alone, strict=True):
+        assert b.size == a.size
+        np.testing.assert_allclose(b, a, atol=1e-5)
+        tail = round(0.05 * vits.sample_rate)  # the last 50 ms: no noise tail
+        assert np.abs(b[-tail:] - a[-tail:]).max() < 1e-5
+    again = vits.synthesize_batch(TEXTS, SEEDS)
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(batch, again, strict=True))
+    other = vits.synthesize(TEXTS[0], 99)
+    assert other.size != alone[0].size or not np.allclose(other, alone[0], atol=1e-3)
 
 
 def test_a_bfloat16_decoder_keeps_every_clip_length_and_stays_close_to_float32(
@@ -86,16 +107,10 @@ def test_a_bfloat16_decoder_keeps_every_clip_length_and_stays_close_to_float32(
 ) -> None:
     half = _vits(models, "bfloat16")
     assert half.precision == "bfloat16"  # type: ignore[attr-defined]
-    engines: list[Any] = [half._model, vits._model]  # type: ignore[attr-defined]
-    for model in engines:
-        model.inference_noise_scale, model.inference_noise_scale_dp = 0.0, 0.0
-    try:
-        exact = [vits.synthesize_batch([text])[0] for text in TEXTS]
-        alone = [half.synthesize_batch([text])[0] for text in TEXTS]
-        batch = half.synthesize_batch(TEXTS)
-    finally:
-        for model in engines:
-            model.inference_noise_scale, model.inference_noise_scale_dp = 0.667, 0.8
+    pairs = list(zip(TEXTS, SEEDS, strict=True))
+    exact = [vits.synthesize(text, seed) for text, seed in pairs]
+    alone = [half.synthesize(text, seed) for text, seed in pairs]
+    batch = half.synthesize_batch(TEXTS, SEEDS)
     for e, a, b in zip(exact, alone, batch, strict=True):
         assert e.size == a.size == b.size and a.dtype == np.float32
         assert _snr_db(e, a) > 30.0  # bfloat16 rounding, not a different clip
@@ -144,8 +159,7 @@ def _naive_padded_batch(engine: TTSEngine, texts: list[str]) -> list[np.ndarray]
 def test_batching_keeps_each_clip_to_its_own_length_with_sampling_noise(vits: TTSEngine) -> None:
     model: Any = vits._model  # type: ignore[attr-defined]
     ids = [model.tokenizer.text_to_ids(t) for t in TEXTS]
-    torch.manual_seed(1)
-    waves = synthesize_vits_batch(model, ids, vits._speaker_id)  # type: ignore[attr-defined]
+    waves = synthesize_vits_batch(model, ids, SEEDS, vits._speaker_id)  # type: ignore[attr-defined]
     # With noise the durations are sampled, but no clip is cut to or padded to another's length.
     assert all(w.size % 256 == 0 and w.size > 0 for w in waves)
     assert np.isfinite(np.concatenate(waves)).all()
@@ -170,17 +184,26 @@ def test_xtts_computes_the_speaker_latents_once_and_speaks_within_its_limit(
     xtts = create_engine(spec, EngineOptions("cpu", threads=2))
     assert xtts.sample_rate == 24000 and xtts.max_chars == 250
     assert xtts.voice.name == "xtts:anna" and not xtts.needs_normalization
-    torch.manual_seed(0)
-    waves = xtts.synthesize_batch(["hello there.", "a second text."])
+    assert xtts.deterministic  # on the CPU
+    waves = xtts.synthesize_batch(["hello there.", "a second text."], [1, 2])
     assert len(waves) == 2 and all(w.ndim == 1 and w.size > 0 for w in waves)
     assert calls == [[str(models["reference"])]]  # once per voice, not per text
+    torch.manual_seed(1234)  # whatever the global generator held before, the seed decides
+    assert xtts.synthesize("a second text.", 2).tobytes() == waves[1].tobytes()
+    assert xtts.synthesize("a second text.", 3).tobytes() != waves[1].tobytes()
 
 
 def test_other_models_go_through_coquis_own_api(models: dict[str, Path]) -> None:
     glow = create_engine(VoiceSpec(engine="coqui", voice=str(models["glow"])), EngineOptions())
     assert glow.needs_normalization  # basic_cleaners leave digits as digits
-    [wave] = glow.synthesize_batch(["Hello there."])
+    [wave] = glow.synthesize_batch(["Hello there."], [5])
     assert wave.dtype == np.float32 and 0 < wave.size < glow.sample_rate * 5
+    # Its noise (torch) and Griffin-Lim's first phases (numpy) follow the seed.
+    torch.manual_seed(1234)
+    np.random.seed(1234)
+    assert glow.synthesize("Hello there.", 5).tobytes() == wave.tobytes()
+    assert glow.synthesize("Hello there.", 6).tobytes() != wave.tobytes()
+    assert glow.deterministic
 
 
 def test_coqui_voices_in_worker_processes_batch_record_each_clip_and_stay_flat(

@@ -18,7 +18,7 @@ TEXT = "Rivers carry water from the hills down to the sea."
 def test_espeak_speaks_with_its_voices_and_variants() -> None:
     engine = create_engine(VoiceSpec(engine="espeak"), EngineOptions())
     assert engine.sample_rate == 22050 and engine.voice.name == "en-us"
-    samples = engine.synthesize(TEXT)
+    samples = engine.synthesize(TEXT, 0)
     assert samples.dtype == np.float32 and np.abs(samples).max() <= 1.0
     assert 1.5 < samples.size / engine.sample_rate < 6.0
     assert check_clip(samples, engine.sample_rate, TEXT, ClipChecks()) is None
@@ -28,8 +28,18 @@ def test_espeak_speaks_with_its_voices_and_variants() -> None:
     # Another variant is another voice: same words, different sound.
     female = create_engine(VoiceSpec(engine="espeak", speaker="f3"), EngineOptions())
     assert female.voice.name == "en-us+f3"
-    other = female.synthesize(TEXT)
+    other = female.synthesize(TEXT, 0)
     assert other.size != samples.size or not np.allclose(other, samples)
+
+
+def test_espeak_speaks_the_same_samples_for_the_same_text_every_time() -> None:
+    """It samples nothing: the seed changes nothing, nor does another engine instance."""
+    engine = create_engine(VoiceSpec(engine="espeak"), EngineOptions())
+    again = create_engine(VoiceSpec(engine="espeak"), EngineOptions())
+    first = engine.synthesize(TEXT, 0)
+    assert engine.synthesize(TEXT, 0).tobytes() == first.tobytes()
+    assert again.synthesize(TEXT, 7).tobytes() == first.tobytes()
+    assert engine.deterministic and engine.voice.deterministic
 
 
 def test_unknown_voices_and_variants_are_config_errors() -> None:

@@ -52,7 +52,7 @@ def piper_service() -> Iterator[SpeechService]:
 
 def test_piper_speaks_real_speech() -> None:
     piper = create_engine(VoiceSpec(engine="piper"), EngineOptions(threads=1))
-    samples = piper.synthesize(TEXT)
+    samples = piper.synthesize(TEXT, 0)
     assert piper.sample_rate == 22050 and piper.speakers() == []
     assert piper.voice.license == "CC0-1.0" and piper.voice.language == "en_US"
     seconds = samples.size / piper.sample_rate

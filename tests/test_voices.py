@@ -82,6 +82,29 @@ def test_each_engine_names_the_licence_of_its_voices() -> None:
     assert (vctk.name, vctk.license) == ("tts_models/en/vctk/vits:p225", "Apache-2.0")
 
 
+def test_each_engine_says_where_its_clips_are_the_same_in_every_run() -> None:
+    """Resolved without loading a model: on the CPU every builtin engine is; on a GPU the
+    neural ones are not (its kernels may sum in another order from run to run)."""
+    voices = {
+        "piper": VoiceSpec(engine="piper"),
+        "espeak": VoiceSpec(engine="espeak"),
+        "coqui": VoiceSpec(engine="coqui", voice="tts_models/en/vctk/vits", speaker="p225"),
+    }
+    on = {
+        (name, device): describe_voice(spec, device).deterministic
+        for name, spec in voices.items()
+        for device in ("cpu", "cuda")
+    }
+    assert on == {
+        ("piper", "cpu"): True,
+        ("piper", "cuda"): False,
+        ("espeak", "cpu"): True,
+        ("espeak", "cuda"): True,  # a program on the CPU whatever the device
+        ("coqui", "cpu"): True,
+        ("coqui", "cuda"): False,
+    }
+
+
 def test_a_run_that_requires_commercial_licences_refuses_xtts_before_anything_runs() -> None:
     voices = (
         VoiceSpec(engine="coqui", voice="tts_models/en/vctk/vits", speaker="p225"),

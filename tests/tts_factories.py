@@ -220,7 +220,7 @@ class MisbehavingEngine(EspeakEngine):
     silence; ONCE makes the marker act on the first attempt only (a flaky engine).
     """
 
-    def synthesize(self, text: str) -> np.ndarray:
+    def synthesize(self, text: str, seed: int) -> np.ndarray:
         if "ONCE" not in text or self._first_attempt(text):
             if "FAIL" in text:
                 raise RuntimeError("engine failed on purpose")
@@ -230,7 +230,7 @@ class MisbehavingEngine(EspeakEngine):
                 os._exit(3)
             if "SILENT" in text:
                 return np.zeros(self.sample_rate * 2, np.float32)
-        return super().synthesize(text)
+        return super().synthesize(text, seed)
 
     @staticmethod
     def _first_attempt(text: str) -> bool:

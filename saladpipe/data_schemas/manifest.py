@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-MANIFEST_VERSION = 1
+# 2: the run's voices (`voices`); a version 1 manifest reads with none.
+MANIFEST_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,19 @@ class QuarantineEntry:
     reasons: dict[str, int]
 
 
+@dataclass(frozen=True)
+class VoiceEntry:
+    """One voice of the run, and whether its clips are the same in every run of the config."""
+
+    engine: str
+    voice: str
+    license: str
+    deterministic: bool
+
+
 @dataclass
 class Manifest:
-    """Config, its hash, versions, counts, shard checksums and quarantine of one run."""
+    """Config, its hash, versions, voices, counts, shard checksums and quarantine of one run."""
 
     run_name: str
     config_hash: str
@@ -47,6 +58,7 @@ class Manifest:
     counts: dict[str, int]
     shards: list[ShardEntry] = field(default_factory=list)
     quarantine: list[QuarantineEntry] = field(default_factory=list)
+    voices: list[VoiceEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     prefect_flow_run_id: str | None = None
     manifest_version: int = MANIFEST_VERSION
@@ -59,6 +71,7 @@ class Manifest:
         raw = json.loads(text)
         raw["shards"] = [ShardEntry(**s) for s in raw.get("shards", [])]
         raw["quarantine"] = [QuarantineEntry(**q) for q in raw.get("quarantine", [])]
+        raw["voices"] = [VoiceEntry(**v) for v in raw.get("voices", [])]
         return cls(**raw)
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Write the run manifest: config, versions, counts, shard checksums, quarantine reasons."""
+"""Write the run manifest: config, versions, voices, counts, shard checksums, quarantine reasons."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 from saladpipe.data_schemas.config import RunConfig
 from saladpipe.data_schemas.io import sha256_file, write_text
 from saladpipe.data_schemas.layout import RunLayout
-from saladpipe.data_schemas.manifest import Manifest, QuarantineEntry, ShardEntry
+from saladpipe.data_schemas.manifest import Manifest, QuarantineEntry, ShardEntry, VoiceEntry
+from saladpipe.tts.voices import check_voices
 
 _VERSIONED = (
     "saladpipe",
@@ -87,6 +88,24 @@ def scoring_model_ids(score_shards: list[Path]) -> dict[str, str]:
     return {}
 
 
+def voice_entries(config: RunConfig) -> list[VoiceEntry]:
+    """The run's voices as its config names them, resolved without loading a model."""
+    return [
+        VoiceEntry(str(spec.engine), info.name, info.license, info.deterministic)
+        for spec, info in zip(config.tts.voice_specs(), check_voices(config.tts), strict=True)
+    ]
+
+
+def nondeterministic_notes(voices: list[VoiceEntry]) -> list[str]:
+    """A note for every voice whose clips are not a function of text and seed."""
+    return [
+        f"voice {v.engine} {v.voice} is not deterministic: its clips differ between runs of "
+        "the same config and seed (a resumed run reuses the clips it finished)"
+        for v in voices
+        if not v.deterministic
+    ]
+
+
 def write_manifest(
     config: RunConfig,
     layout: RunLayout,
@@ -101,6 +120,7 @@ def write_manifest(
         sorted(layout.quarantine_dir.glob("*.parquet")) if layout.quarantine_dir.exists() else []
     )
     entries = [quarantine_entry(layout.root, p) for p in quarantine]
+    voices = voice_entries(config)
     failed_tasks = [
         f"{e.path}: {e.reasons['task_failed']} texts quarantined because their synthesis "
         "task kept failing (the error is in the table's detail column)"
@@ -117,7 +137,8 @@ def write_manifest(
         counts=counts,
         shards=[shard_entry(layout.root, p) for p in shards],
         quarantine=entries,
-        notes=[*notes, *failed_tasks],
+        voices=voices,
+        notes=[*notes, *nondeterministic_notes(voices), *failed_tasks],
         prefect_flow_run_id=flow_run_id,
     )
     write_text(manifest.to_json(), layout.manifest)

@@ -7,8 +7,15 @@ several at once where the model can (the default speaks them one by one).
 Everything around it (normalisation, splitting, joining, checks, resampling,
 encoding, retries, worker processes) is shared, in `render` and `pool`.
 
-`describe` resolves a voice without loading it (paths, licence, language), so a
-run can refuse a bad voice or a non-commercial licence before anything runs.
+Every piece comes with a seed, and whatever an engine samples it draws from that
+seed alone: a clip is a function of (voice, text piece, seed), never of the other
+pieces of its batch, job or worker, so two runs of a config give the same audio
+however texts are batched, sharded, ordered, retried or resumed. An engine that
+cannot promise this says so (`deterministic`), and the run's manifest records it.
+
+`describe` resolves a voice without loading it (paths, licence, language,
+determinism), so a run can refuse a bad voice or a non-commercial licence before
+anything runs.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ from saladpipe.data_schemas.config import VoiceSpec
 
 @dataclass(frozen=True)
 class VoiceInfo:
-    """A voice as recorded with every clip: its name, language and licence."""
+    """A voice as recorded with every clip (its name, language and licence), and whether
+    its clips are the same, byte for byte, in every run (see `TTSEngine.deterministic`)."""
 
     name: str
     language: str
     license: str
+    deterministic: bool
 
 
 @dataclass(frozen=True)
@@ -54,16 +63,22 @@ class TTSEngine(ABC):
     batch_size: int = 1
     #: False when the engine's own front end already spells out numbers and abbreviations.
     needs_normalization: bool = True
+    #: True when a clip is a pure function of (voice, text piece, seed), the same bytes in
+    #: every run on the same machine; `describe` refines it per voice and device, and the
+    #: instance takes its voice's answer.
+    deterministic: bool = False
 
     def __init__(self, spec: VoiceSpec, options: EngineOptions) -> None:
         self.spec = spec
         self.options = options
-        self.voice = self.describe(spec)
+        self.voice = self.describe(spec, options.device)
+        self.deterministic = self.voice.deterministic
 
     @classmethod
     @abstractmethod
-    def describe(cls, spec: VoiceSpec) -> VoiceInfo:
-        """Resolve `spec` without loading a model; a bad voice raises ConfigError."""
+    def describe(cls, spec: VoiceSpec, device: str = "cpu") -> VoiceInfo:
+        """Resolve `spec`, as it would run on `device`, without loading a model; a bad voice
+        raises ConfigError."""
 
     @classmethod
     @abstractmethod
@@ -80,9 +95,11 @@ class TTSEngine(ABC):
         """Speakers of the loaded voice that `VoiceSpec.speaker` accepts (empty: one speaker)."""
 
     @abstractmethod
-    def synthesize(self, text: str) -> np.ndarray:
-        """Speak one piece of text; return mono float32 samples in [-1, 1] at `sample_rate`."""
+    def synthesize(self, text: str, seed: int) -> np.ndarray:
+        """Speak one piece of text, sampling from `seed` alone; return mono float32 samples
+        in [-1, 1] at `sample_rate`."""
 
-    def synthesize_batch(self, texts: list[str]) -> list[np.ndarray]:
-        """Speak several pieces; engines that batch at the model level override this."""
-        return [self.synthesize(text) for text in texts]
+    def synthesize_batch(self, texts: list[str], seeds: list[int]) -> list[np.ndarray]:
+        """Speak several pieces, each with its own seed, each clip as if spoken alone;
+        engines that batch at the model level override this."""
+        return [self.synthesize(text, seed) for text, seed in zip(texts, seeds, strict=True)]

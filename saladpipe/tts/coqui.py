@@ -10,6 +10,12 @@ audio depends on the model family:
   batches end in noise), with the speaker's conditioning latents computed once
   and kept;
 - any other model: Coqui's own one-text-at-a-time API, vocoder included.
+
+Every clip samples from its piece's seed alone: VITS from per-text noise
+(`coqui_vits`); XTTS and the API path, which speak one text a call, from the global
+generators seeded right before each call (`_seed_call`). On the CPU that makes a clip
+the same in every run; GPU kernels may sum in a different order from run to run, so a
+voice on a GPU is not reported deterministic.
 """
 
 from __future__ import annotations
@@ -153,6 +159,15 @@ def _bake_weight_norm(model: Any) -> None:
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
 
 
+def _seed_call(seed: int) -> None:
+    """Seed the global generators a one-text Coqui call draws from: torch's (XTTS's token
+    sampling, a model's noise, neural vocoders) and numpy's (Griffin-Lim's first phases)."""
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
 def _device(requested: str) -> str:
     import torch
 
@@ -179,6 +194,7 @@ class CoquiEngine(TTSEngine):
     """One Coqui model and speaker; the GPU engine, batched for VITS models."""
 
     name = "coqui"
+    deterministic = True  # on the CPU (describe)
 
     def __init__(self, spec: VoiceSpec, options: EngineOptions) -> None:
         super().__init__(spec, options)
@@ -212,7 +228,7 @@ class CoquiEngine(TTSEngine):
             self.max_chars = 400
 
     @classmethod
-    def describe(cls, spec: VoiceSpec) -> VoiceInfo:
+    def describe(cls, spec: VoiceSpec, device: str = "cpu") -> VoiceInfo:
         model = resolve_coqui_model(spec.voice, spec.license)
         speaker = spec.speaker
         if speaker is not None and Path(speaker).exists():
@@ -221,6 +237,7 @@ class CoquiEngine(TTSEngine):
             name=model.name if speaker is None else f"{model.name}:{speaker}",
             language=spec.language or model.language,
             license=model.license or UNKNOWN,
+            deterministic=cls.deterministic and _device(device) == "cpu",
         )
 
     @classmethod
@@ -238,11 +255,11 @@ class CoquiEngine(TTSEngine):
         names = getattr(manager, "speaker_names", None) or list(manager.name_to_id)
         return sorted(str(name) for name in names)
 
-    def synthesize(self, text: str) -> np.ndarray:
-        return self.synthesize_batch([text])[0]
+    def synthesize(self, text: str, seed: int) -> np.ndarray:
+        return self.synthesize_batch([text], [seed])[0]
 
-    def synthesize_batch(self, texts: list[str]) -> list[np.ndarray]:
-        waves: list[np.ndarray] = self._speak(texts)
+    def synthesize_batch(self, texts: list[str], seeds: list[int]) -> list[np.ndarray]:
+        waves: list[np.ndarray] = self._speak(texts, seeds)
         return waves
 
     # VITS family: padded batches at the model level.
@@ -262,14 +279,14 @@ class CoquiEngine(TTSEngine):
             self._language if len(languages) > 1 else None
         )
 
-    def _vits_batch(self, texts: list[str]) -> list[np.ndarray]:
+    def _vits_batch(self, texts: list[str], seeds: list[int]) -> list[np.ndarray]:
         from saladpipe.tts.coqui_vits import synthesize_vits_batch
 
         ids = [
             self._model.tokenizer.text_to_ids(text, language=self._text_language) for text in texts
         ]
         return synthesize_vits_batch(
-            self._model, ids, self._speaker_id, self._d_vector, self._language_id
+            self._model, ids, seeds, self._speaker_id, self._d_vector, self._language_id
         )
 
     # XTTS: one text per call, the speaker's latents computed once.
@@ -294,36 +311,36 @@ class CoquiEngine(TTSEngine):
             sound_norm_refs=config.sound_norm_refs,
         )
 
-    def _xtts_batch(self, texts: list[str]) -> list[np.ndarray]:
+    def _xtts_batch(self, texts: list[str], seeds: list[int]) -> list[np.ndarray]:
         config = self._model.config
         latent, embedding = self._latents
-        return [
-            np.asarray(
-                self._model.inference(
-                    text,
-                    self._language,
-                    latent,
-                    embedding,
-                    temperature=config.temperature,
-                    length_penalty=config.length_penalty,
-                    repetition_penalty=config.repetition_penalty,
-                    top_k=config.top_k,
-                    top_p=config.top_p,
-                )["wav"],
-                dtype=np.float32,
+        waves = []
+        for text, seed in zip(texts, seeds, strict=True):
+            _seed_call(seed)
+            out = self._model.inference(
+                text,
+                self._language,
+                latent,
+                embedding,
+                temperature=config.temperature,
+                length_penalty=config.length_penalty,
+                repetition_penalty=config.repetition_penalty,
+                top_k=config.top_k,
+                top_p=config.top_p,
             )
-            for text in texts
-        ]
+            waves.append(np.asarray(out["wav"], dtype=np.float32))
+        return waves
 
     # Any other model: Coqui's own API, one text at a time.
 
-    def _api_batch(self, texts: list[str]) -> list[np.ndarray]:
+    def _api_batch(self, texts: list[str], seeds: list[int]) -> list[np.ndarray]:
         from TTS.utils.synthesizer import PAD_SILENCE_SAMPLES
 
         speaker, reference = self._speaker_or_reference()
         language = self._language if self._model.language_manager.num_languages > 1 else None
         waves = []
-        for text in texts:
+        for text, seed in zip(texts, seeds, strict=True):
+            _seed_call(seed)
             wav = self._synthesizer.tts(
                 text,
                 speaker_name=speaker,

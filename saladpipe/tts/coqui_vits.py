@@ -10,6 +10,12 @@ from a batch equals the clip synthesized alone, and each clip is cut at its own
 length (its frames times the decoder's hop), never at the batch's. A lone clip has
 no padding and skips the masks (they cost ~18 % of a CPU call).
 
+VITS samples twice, from torch's global generator: a duration noise over the text
+(`torch.randn` in the stochastic duration predictor) and a prior noise over the frames
+(`torch.randn_like` in `Vits.inference`). Here both are built row by row from each
+text's own seed, drawn time-major, so a clip follows its seed whatever its batch-mates,
+with the default noise scales on, and the global generator is left alone.
+
 The decoder is ~95 % of a VITS call on the CPU; `set_decoder_dtype` runs it in
 bfloat16 (2.2x faster on a CPU with AVX512-BF16) while the text encoder, duration
 predictor and flow stay in float32, so every clip keeps the length float32 gives it.
@@ -25,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from saladpipe.tts.noise import time_major_noise
 
 
 @contextlib.contextmanager
@@ -64,6 +72,55 @@ def _per_clip_decoding(model: Any) -> Iterator[None]:
             handle.remove()
 
 
+class _SeededTorch:
+    """`torch` as Coqui's VITS modules see it while a batch is spoken: the module itself,
+    but for `randn` and `randn_like`, whose noise is built row by row, row b from a
+    generator keyed (seed of text b, draw number), on the CPU, then moved to the model."""
+
+    def __init__(self, seeds: list[int]) -> None:
+        self._seeds = seeds
+        self._draws = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+    def randn(self, *size: int) -> torch.Tensor:
+        """As the duration predictor calls it: `torch.randn(batch, channels, steps)`."""
+        return self._noise(size)
+
+    def randn_like(self, like: torch.Tensor) -> torch.Tensor:
+        return self._noise(tuple(like.shape)).to(device=like.device, dtype=like.dtype)
+
+    def _noise(self, shape: tuple[int, ...]) -> torch.Tensor:
+        batch, channels, steps = shape
+        if batch != len(self._seeds):
+            raise RuntimeError(f"VITS drew noise for {batch} texts, {len(self._seeds)} seeds given")
+        draw, self._draws = self._draws, self._draws + 1
+        rows = [time_major_noise((seed, draw), channels, steps) for seed in self._seeds]
+        return torch.from_numpy(np.stack(rows))
+
+
+@contextlib.contextmanager
+def _per_text_noise(seeds: list[int]) -> Iterator[None]:
+    """Give the two Coqui modules that sample VITS's noise a `_SeededTorch` for one call.
+
+    Swapping a module's name for torch is seen by every thread of the process; a worker
+    speaks one batch at a time.
+    """
+    from TTS.tts.layers.vits import stochastic_duration_predictor
+    from TTS.tts.models import vits
+
+    seeded = _SeededTorch(seeds)  # one for both: draws are numbered across the call
+    modules = (stochastic_duration_predictor, vits)
+    for module in modules:
+        module.torch = seeded
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.torch = torch
+
+
 class _DecoderIn(nn.Module):
     """The HiFi-GAN decoder with its weights in `dtype`: inputs cast in, float32 out."""
 
@@ -87,11 +144,13 @@ def set_decoder_dtype(model: Any, dtype: torch.dtype) -> None:
 def synthesize_vits_batch(
     model: Any,
     token_ids: list[list[int]],
+    seeds: list[int],
     speaker_id: torch.Tensor | None = None,
     d_vector: torch.Tensor | None = None,
     language_id: int | None = None,
 ) -> list[np.ndarray]:
-    """One model call for all `token_ids`; returns each clip trimmed to its own length."""
+    """One model call for all `token_ids`, each sampled from its own seed; returns each clip
+    trimmed to its own length."""
     device = next(model.parameters()).device
     batch = len(token_ids)
     lengths = torch.tensor([len(ids) for ids in token_ids], device=device)
@@ -107,7 +166,7 @@ def synthesize_vits_batch(
         else torch.full((batch,), language_id, device=device),
     }
     masks = _per_clip_decoding(model) if batch > 1 else contextlib.nullcontext()
-    with torch.inference_mode(), masks:
+    with torch.inference_mode(), masks, _per_text_noise(seeds):
         outputs = model.inference(tokens, aux_input=aux)
     waves = outputs["model_outputs"][:, 0]
     hop = math.prod(model.args.upsample_rates_decoder)

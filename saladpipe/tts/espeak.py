@@ -1,7 +1,8 @@
 """eSpeak NG: formant synthesis with Debian's `espeak-ng` program; no weights at all.
 
 Robotic, but fast (about 10 ms a clip), in over a hundred languages, and with
-variants (m1-m8, f1-f5, whisper, croak, ...) as extra speakers.
+variants (m1-m8, f1-f5, whisper, croak, ...) as extra speakers. It samples nothing:
+the same text gives the same samples, so the seed goes unused.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class EspeakEngine(TTSEngine):
     name = "espeak"
     default_voice = "en-us"
     max_chars = 2000
+    deterministic = True
 
     def __init__(self, spec: VoiceSpec, options: EngineOptions) -> None:
         super().__init__(spec, options)
@@ -91,7 +93,7 @@ class EspeakEngine(TTSEngine):
         self._rate = _read_wav(self._run("a"))[1]
 
     @classmethod
-    def describe(cls, spec: VoiceSpec) -> VoiceInfo:
+    def describe(cls, spec: VoiceSpec, device: str = "cpu") -> VoiceInfo:
         voice = spec.voice or cls.default_voice or ""
         voices = _voices()
         if voice not in voices:
@@ -108,6 +110,7 @@ class EspeakEngine(TTSEngine):
             name=voice if spec.speaker is None else f"{voice}+{spec.speaker}",
             language=voices[voice],
             license=canonical_license(spec.license) if spec.license else LICENSE,
+            deterministic=cls.deterministic,
         )
 
     @classmethod
@@ -128,5 +131,5 @@ class EspeakEngine(TTSEngine):
             raise RuntimeError(f"espeak-ng failed: {message}")
         return done.stdout
 
-    def synthesize(self, text: str) -> np.ndarray:
+    def synthesize(self, text: str, seed: int) -> np.ndarray:
         return _read_wav(self._run(text))[0]

@@ -1,4 +1,9 @@
-"""Piper: fast neural TTS on the CPU (ONNX), with any voice folder or .onnx file."""
+"""Piper: fast neural TTS on the CPU (ONNX), with any voice folder or .onnx file.
+
+The voice's graph is loaded with its sampling noise fed from outside (`piper_noise`),
+from each piece's seed, so a clip is a function of voice, text and seed; Piper's own
+phonemizer, synthesis settings and audio normalisation speak it as they always do.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from saladpipe.data_schemas.config import BUILTIN_PREFIX, VoiceSpec, is_builtin
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.tts.base import EngineOptions, TTSEngine, VoiceInfo
 from saladpipe.tts.licenses import canonical_license, license_in_folder
+from saladpipe.tts.piper_noise import NoiseFeeder, feed_noise, voice_noise
 
 BUILTIN_VOICES = ("joe-us",)
 
@@ -49,14 +55,21 @@ def _voice_config(model_path: Path) -> dict[str, Any]:
     return config
 
 
+def _on_gpu(device: str) -> bool:
+    return device.startswith("cuda")
+
+
 class PiperEngine(TTSEngine):
     """A Piper voice in one ONNX session with the worker's thread count."""
 
     name = "piper"
     default_voice = "builtin:joe-us"
+    # On the CPU, when every random op of the voice's graph can be fed from outside.
+    deterministic = True
 
     def __init__(self, spec: VoiceSpec, options: EngineOptions) -> None:
         super().__init__(spec, options)
+        import onnx
         import onnxruntime
         from piper import PiperConfig, PiperVoice, SynthesisConfig
 
@@ -65,20 +78,26 @@ class PiperEngine(TTSEngine):
         session_options = onnxruntime.SessionOptions()
         session_options.intra_op_num_threads = options.threads
         session_options.inter_op_num_threads = 1
-        providers = ["CUDAExecutionProvider"] if options.device.startswith("cuda") else []
-        session = onnxruntime.InferenceSession(
-            str(model_path),
-            sess_options=session_options,
-            providers=[*providers, "CPUExecutionProvider"],
+        providers = ["CUDAExecutionProvider"] if _on_gpu(options.device) else []
+        model = onnx.load(str(model_path))
+        noise = voice_noise(model_path)
+        feed_noise(model, noise)
+        self._session = NoiseFeeder(
+            onnxruntime.InferenceSession(
+                model.SerializeToString(),
+                sess_options=session_options,
+                providers=[*providers, "CPUExecutionProvider"],
+            ),
+            noise.fed,
         )
-        self._voice = PiperVoice(config=config, session=session)
+        self._voice = PiperVoice(config=config, session=self._session)
         speaker_id = None
         if spec.speaker is not None:
             speaker_id = config.speaker_id_map[spec.speaker]
         self._synthesis = SynthesisConfig(speaker_id=speaker_id)
 
     @classmethod
-    def describe(cls, spec: VoiceSpec) -> VoiceInfo:
+    def describe(cls, spec: VoiceSpec, device: str = "cpu") -> VoiceInfo:
         model_path = resolve_piper_voice(spec.voice or cls.default_voice or "")
         config = _voice_config(model_path)
         speakers = config.get("speaker_id_map") or {}
@@ -93,6 +112,10 @@ class PiperEngine(TTSEngine):
             name=model_path.stem if spec.speaker is None else f"{model_path.stem}:{spec.speaker}",
             language=str(config.get("language", {}).get("code", "unknown")),
             license=canonical_license(spec.license) if spec.license else found or "unknown",
+            # GPU kernels may sum in a different order from run to run.
+            deterministic=(
+                cls.deterministic and not _on_gpu(device) and voice_noise(model_path).deterministic
+            ),
         )
 
     @classmethod
@@ -106,7 +129,8 @@ class PiperEngine(TTSEngine):
     def speakers(self) -> list[str]:
         return sorted(self._voice.config.speaker_id_map)
 
-    def synthesize(self, text: str) -> np.ndarray:
+    def synthesize(self, text: str, seed: int) -> np.ndarray:
+        self._session.start_piece(seed)
         chunks = [c.audio_float_array for c in self._voice.synthesize(text, self._synthesis)]
         if not chunks:
             return np.zeros(0, dtype=np.float32)

@@ -27,9 +27,10 @@ def engine_class(engine: str | None) -> type[TTSEngine]:
         ) from None
 
 
-def describe_voice(spec: VoiceSpec) -> VoiceInfo:
-    """Resolve a voice without loading it: its name, language and licence."""
-    return engine_class(spec.engine).describe(spec)
+def describe_voice(spec: VoiceSpec, device: str = "cpu") -> VoiceInfo:
+    """Resolve a voice as it would run on `device`, without loading it: its name, language,
+    licence and whether its clips are the same in every run."""
+    return engine_class(spec.engine).describe(spec, device)
 
 
 def create_engine(spec: VoiceSpec, options: EngineOptions | None = None) -> TTSEngine:

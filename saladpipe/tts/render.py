@@ -6,13 +6,14 @@ within the engine's limit, synthesize all pieces in batches of similar length,
 join each text's pieces with a short pause, check the clip, resample it to the
 configured rate and encode it. A failure is returned for its text alone; the
 pool decides about retries.
+
+Each piece is spoken with a seed derived from its text's seed and its place in the
+text (`piece_seed`), so a clip does not depend on the job it was sent in.
 """
 
 from __future__ import annotations
 
 import functools
-import random
-import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ class RenderSettings:
 
 @dataclass(frozen=True)
 class Request:
-    """One text to speak with voice number `voice`; `index` is its place in the caller's list."""
+    """One text to speak with voice number `voice` and everything it samples drawn from
+    `seed`; `index` is its place in the caller's list."""
 
     index: int
     text: str
@@ -95,6 +97,12 @@ def batch_size(engine: TTSEngine, settings: RenderSettings) -> int:
     return settings.batch_size or engine.batch_size
 
 
+def piece_seed(seed: int, piece: int) -> int:
+    """The seed of piece number `piece` of a text with `seed` (63 bits: torch takes it too)."""
+    state = np.random.SeedSequence([seed, piece]).generate_state(1, np.uint64)
+    return int(state[0]) >> 1
+
+
 def render(engine: TTSEngine, requests: list[Request], settings: RenderSettings) -> list[Outcome]:
     """Speak every request with `engine`; one outcome per request, in order.
 
@@ -102,11 +110,10 @@ def render(engine: TTSEngine, requests: list[Request], settings: RenderSettings)
     piece is synthesized, while the engine goes on with the next batch (engines and
     encoders release the GIL), so the finishing work hides behind the synthesis.
     """
-    if requests:
-        _seed(requests[0].seed)
     prepared = [prepare(engine, r.text, settings) for r in requests]
     owners = [(pos, slot) for pos, (_, parts) in enumerate(prepared) for slot in range(len(parts))]
     texts = [prepared[pos][1][slot] for pos, slot in owners]
+    seeds = [piece_seed(requests[pos].seed, slot) for pos, slot in owners]
     pieces: list[list[np.ndarray | Exception]] = [
         [np.zeros(0, np.float32)] * len(parts) for _, parts in prepared
     ]
@@ -117,7 +124,7 @@ def render(engine: TTSEngine, requests: list[Request], settings: RenderSettings)
         return _finisher().submit(_finish, engine, request, spoken, pieces[pos], settings)
 
     done = {pos: finish(pos) for pos, n in enumerate(waiting) if n == 0}
-    for chunk, results in _synthesize(engine, texts, batch_size(engine, settings)):
+    for chunk, results in _synthesize(engine, texts, seeds, batch_size(engine, settings)):
         for i, result in zip(chunk, results, strict=True):
             pos, slot = owners[i]
             pieces[pos][slot] = result
@@ -134,7 +141,7 @@ def _finisher() -> ThreadPoolExecutor:
 
 
 def _synthesize(
-    engine: TTSEngine, texts: list[str], size: int
+    engine: TTSEngine, texts: list[str], seeds: list[int], size: int
 ) -> Iterator[tuple[list[int], list[np.ndarray | Exception]]]:
     """Batches of similar length, as (indices, audio or error) when each is done; a failing
     batch is retried piece by piece to find the culprit."""
@@ -142,17 +149,20 @@ def _synthesize(
     for start in range(0, len(order), size):
         chunk = order[start : start + size]
         try:
-            yield chunk, list(engine.synthesize_batch([texts[i] for i in chunk]))
+            yield (
+                chunk,
+                list(engine.synthesize_batch([texts[i] for i in chunk], [seeds[i] for i in chunk])),
+            )
         except Exception as exc:  # isolate the failing piece below
             if len(chunk) == 1:
                 yield chunk, [exc]
                 continue
-            yield chunk, [_synthesize_one(engine, texts[i]) for i in chunk]
+            yield chunk, [_synthesize_one(engine, texts[i], seeds[i]) for i in chunk]
 
 
-def _synthesize_one(engine: TTSEngine, text: str) -> np.ndarray | Exception:
+def _synthesize_one(engine: TTSEngine, text: str, seed: int) -> np.ndarray | Exception:
     try:
-        return engine.synthesize(text)
+        return engine.synthesize(text, seed)
     except Exception as exc:
         return exc
 
@@ -187,11 +197,3 @@ def _join(waves: list[np.ndarray], sample_rate: int) -> np.ndarray:
     for wave in waves[1:]:
         joined += [pause, wave]
     return np.concatenate(joined)
-
-
-def _seed(seed: int) -> None:
-    """Seed every generator an engine may draw from, so a job's output follows the run's seed."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    if "torch" in sys.modules:
-        sys.modules["torch"].manual_seed(seed)

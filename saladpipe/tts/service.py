@@ -2,8 +2,10 @@
 
 `SpeechService.speak` takes (text_id, text) pairs and returns, in the same order,
 a clip or the reason there is none. Voices are chosen per text by weight with
-the run's seed; licences are checked before any worker starts; clips that fail
-the optional ASR round trip are rejected like any other failed check.
+the run's seed, and each text is spoken with a seed of its own (run seed, text id,
+voice), so a deterministic voice gives the same clip in every run; licences are
+checked before any worker starts; clips that fail the optional ASR round trip are
+rejected like any other failed check.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from saladpipe.tts.base import EngineOptions, VoiceInfo
 from saladpipe.tts.pool import EngineFactory, VoiceReport, WorkerPool
 from saladpipe.tts.registry import create_engine
 from saladpipe.tts.render import Failed, Outcome, RenderSettings, Request, Spoken
-from saladpipe.tts.voices import assign_voices, check_voices, unit_hash
+from saladpipe.tts.voices import assign_voices, check_voices, text_seed
 
 logger = logging.getLogger("saladpipe")
 
@@ -74,6 +76,10 @@ class SpeechService:
         self.seed = seed
         self.voices: list[VoiceInfo] = check_voices(tts)
         self._weights = [spec.weight for spec in tts.voice_specs()]
+        self._voice_ids = [
+            (str(spec.engine), info.name)
+            for spec, info in zip(tts.voice_specs(), self.voices, strict=True)
+        ]
         self._pool = WorkerPool(
             tts.voice_specs(),
             RenderSettings.of(tts, audio_format),
@@ -99,7 +105,7 @@ class SpeechService:
         """A clip or a rejection for every (text_id, text), in order."""
         voices = assign_voices([text_id for text_id, _ in items], self._weights, self.seed)
         requests = [
-            Request(i, text, voice, int(unit_hash(self.seed, text_id) * 2**62))
+            Request(i, text, voice, text_seed(self.seed, text_id, *self._voice_ids[voice]))
             for i, ((text_id, text), voice) in enumerate(zip(items, voices, strict=True))
         ]
         # The pool spreads one call over its workers; calls from several threads (shard

@@ -1,8 +1,10 @@
-"""A run's voices: which voice speaks which text, and whether their licences are acceptable.
+"""A run's voices: which voice speaks which text, with which seed, and whether their
+licences are acceptable.
 
 Each text's voice is drawn by weight from a hash of the run's seed and the text
 id, not from a stream of random numbers: a text keeps its voice however the
-texts are sharded, ordered or resumed, and the shares follow the weights.
+texts are sharded, ordered or resumed, and the shares follow the weights. Its
+seed is such a hash too (`text_seed`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,22 @@ from saladpipe.tts.licenses import allows_commercial_use
 from saladpipe.tts.registry import describe_voice
 
 
+def stable_hash(seed: int, key: str) -> int:
+    """A 64-bit number fixed by the seed and the key (the same in every process and run)."""
+    digest = hashlib.blake2b(f"{seed}\0{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
 def unit_hash(seed: int, key: str) -> float:
     """A number in [0, 1) fixed by the seed and the key, uniform over keys."""
-    digest = hashlib.blake2b(f"{seed}\0{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    return stable_hash(seed, key) / 2**64
+
+
+def text_seed(seed: int, text_id: str, engine: str, voice: str) -> int:
+    """The seed a text is spoken with (63 bits): fixed by the run's seed, the text id and
+    the voice (its engine and `VoiceInfo.name`, which names the speaker too and not the
+    model's path), whatever else the run speaks and however."""
+    return stable_hash(seed, f"{text_id}\0{engine}\0{voice}") >> 1
 
 
 def assign_voices(text_ids: Sequence[str], weights: Sequence[float], seed: int) -> list[int]:
@@ -41,7 +55,7 @@ def check_voices(tts: TTSSection) -> list[VoiceInfo]:
     """Resolve every voice without loading it; refuse non-commercial licences when required."""
     infos = []
     for number, spec in enumerate(tts.voice_specs()):
-        info = describe_voice(spec)
+        info = describe_voice(spec, tts.device)
         if tts.require_commercial_license and not allows_commercial_use(info.license):
             key = f"tts.voices[{number}]" if tts.voices else "tts.voice"
             raise ConfigError(
