@@ -153,7 +153,7 @@ def ingest_task(config: RunConfig, layout: RunLayout) -> IngestStats:
     else:
         assert corpus.path is not None  # the config validator guarantees one source
         path = corpus.path
-    return ingest(corpus, path, layout, probe.split_columns(config.probe))
+    return ingest(corpus, path, layout, probe.split_columns(config.probe), config.tts.checks)
 
 
 @stage_task("embed-shard")
