@@ -353,14 +353,16 @@ def spoken_length(text: str, bound: float = math.inf) -> int:
     normalised (English rules), whichever is fewer, so that no text some engine could
     speak in time is refused; 0 when normalising leaves no letter or digit.
 
-    The normaliser runs only where it can change the answer: it removes no letter or
-    digit except in markup and entities (`<`, `&`) and NFKC's presentation forms
-    (folded here), and its length matters only past `bound`.
+    The normaliser runs only where it can change the answer: a text with a letter or
+    digit keeps one, as the normaliser removes none except in markup and entities (`<`,
+    `&`) and NFKC's presentation forms (folded here); a text without may gain words
+    (`%`); and its length matters only past `bound`.
     """
     folded = unicodedata.normalize("NFKC", text)
     collapsed = len(" ".join(text.split()))
-    if collapsed <= bound and "<" not in folded and "&" not in folded:
-        return collapsed if any(ch.isalnum() for ch in folded) else 0
+    plain = "<" not in folded and "&" not in folded and any(ch.isalnum() for ch in folded)
+    if plain and collapsed <= bound:
+        return collapsed
     spoken = normalize_text(text)
     return min(collapsed, len(spoken)) if any(ch.isalnum() for ch in spoken) else 0
 
