@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from saladpipe.tts.normalize import base_language, normalize_text
 
@@ -61,3 +63,66 @@ def test_locale_codes_reduce_to_the_language() -> None:
         "pt",
         "en",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("\x1b[31mred\x1b[0m alert, 5 m", "red alert, five meters"),
+        ('<speak>Hello <break time="1s"/> world</speak>', "Hello world"),
+        ("&lt;speak&gt;Escaped&lt;/speak&gt; markup", "Escaped markup"),
+        ("zero\u200bwidth\x00 and \ufffd lost", "zerowidth and lost"),
+        ("I love 🍕 and 👨\u200d👩\u200d👧, 👍🏽 ok ❤️", "I love and , ok"),
+        ("\ue000private use", "private use"),
+    ],
+)
+def test_what_is_not_meant_to_be_heard_is_never_read(text: str, spoken: str) -> None:
+    """Even on text ingested before the hygiene rules (probes of an older corpus)."""
+    assert normalize_text(text) == spoken
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        (
+            "Visit https://www.example.com/docs/intro?lang=en#top.",
+            "Visit w w w dot example dot com slash docs slash intro.",
+        ),
+        ("Write to jane.doe@mail.example.org", "Write to jane dot doe at mail dot example dot org"),
+        ("see example.com or github.io", "see example dot com or github dot io"),
+        (
+            "http://localhost:8080/a_b",
+            "localhost colon eight thousand and eighty slash a underscore b",
+        ),
+    ],
+)
+def test_addresses_are_read_by_their_parts(text: str, spoken: str) -> None:
+    assert normalize_text(text) == spoken
+
+
+def test_numbers_past_fifteen_digits_are_read_digit_by_digit() -> None:
+    assert normalize_text("999999999999999").startswith("nine hundred and ninety-nine trillion")
+    assert normalize_text("1234567890123456") == (
+        "one two three four five six seven eight nine zero one two three four five six"
+    )
+    # Every digit kept, where num2words would round through a float.
+    assert normalize_text("pi is 3.14159265358979323846").endswith(
+        "nine seven nine three two three eight four six"
+    )
+    huge = "9" * 5000  # past num2words' range and int()'s default digit limit
+    for text in (huge, f"${huge}", f"{huge}th", f"1/{huge}", f"{huge} kg", f"{huge}.5"):
+        spoken = normalize_text(text)
+        assert spoken.count("nine") >= 5000 and len(spoken) < 6 * len(text)
+    assert normalize_text("2" * 17, "de") == " ".join(["zwei"] * 17)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(), st.sampled_from(["en", "de", "ja", "ar", "zz"]))
+def test_the_normaliser_never_raises(text: str, language: str) -> None:
+    assert isinstance(normalize_text(text, language), str)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789,.$£%/:-–thsndr kgm°C#No", max_size=300))
+def test_the_normaliser_never_raises_on_numbers(text: str) -> None:
+    assert isinstance(normalize_text(text), str)

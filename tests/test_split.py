@@ -104,6 +104,16 @@ def test_a_jsonl_corpus_with_split_columns_keeps_bad_lines_in_quarantine(tmp_pat
     assert sorted(quarantine.column("reason").to_pylist()) == ["empty", "invalid_json"]
 
 
+def test_split_columns_are_cleaned_apart_so_the_split_stays_between_them(
+    tmp_path: Path,
+) -> None:
+    row = {"id": "a", "prefix": "<b>What</b> is\u200b it?", "continuation": "\x1b[1mA cat.\x1b[0m"}
+    rows = _ingest_and_probe(tmp_path, write_jsonl(tmp_path / "qa.jsonl", [row]))
+    assert [(r["text"], r["prefix_text"], r["continuation_text"]) for r in rows] == [
+        ("What is it? A cat.", "What is it?", "A cat.")
+    ]
+
+
 def test_split_columns_that_cannot_be_read_are_config_errors(tmp_path: Path) -> None:
     layout = RunLayout(tmp_path / "run")
     corpus = tmp_path / "qa.parquet"

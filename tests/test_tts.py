@@ -87,12 +87,18 @@ def test_resampling_keeps_duration_and_tones_and_does_not_alias() -> None:
         (np.zeros(16000 * 3, np.float32), "hello there friend", "silent"),
         (np.full(1600, 0.3, np.float32), "a long sentence " * 10, "too_short"),
         (np.full(16000 * 30, 0.3, np.float32), "hi", "too_long"),
+        (np.full(16000 * 31, 0.3, np.float32), "a long sentence " * 40, "over_max_duration"),
         (np.tile(np.float32([1.0, -1.0]), 16000), "hello there friend", "clipped"),
     ],
 )
 def test_clip_checks_name_the_problem(samples: np.ndarray, text: str, reason: str) -> None:
     result = check_clip(samples, 16000, text, ClipChecks())
     assert result is not None and result.startswith(reason)
+
+
+def test_the_duration_bound_is_configurable() -> None:
+    samples, text = np.full(16000 * 31, 0.3, np.float32), "a long sentence " * 40
+    assert check_clip(samples, 16000, text, ClipChecks(max_duration_s=40.0)) is None
 
 
 def test_output_shard_records_voice_licence_and_the_text_as_spoken(

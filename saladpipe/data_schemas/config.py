@@ -145,10 +145,19 @@ class ClipChecks(_Section):
 
     Wide on purpose: they catch broken synthesis (silence, noise bursts, truncation,
     runaway output), not accents. English TTS speaks about 0.06 s a character.
+
+    Two upper bounds: `max_seconds_per_char` catches a clip too long for its text
+    (runaway output); `max_duration_s` bounds every clip, whatever its text, at 30 s
+    by default: the window of the Whisper-style encoders that speech LLMs hear with
+    (Whisper, Qwen2-Audio), so a longer clip would be cut or need chunking by the
+    trainer; and a clip of a text that long is more often a repeated or runaway text
+    than speech worth training on. Ingest refuses a text no clip of which can pass,
+    however fast spoken (`min_seconds_per_char`), before any TTS is spent on it.
     """
 
     min_seconds_per_char: Annotated[float, Field(ge=0.0)] = 0.02
     max_seconds_per_char: Annotated[float, Field(gt=0.0)] = 0.25
+    max_duration_s: Annotated[float, Field(gt=0.0)] = 30.0
     slack_seconds: Annotated[float, Field(ge=0.0)] = 0.5
     min_rms_dbfs: Annotated[float, Field(le=0.0)] = -45.0
     min_voiced_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2

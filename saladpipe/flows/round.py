@@ -212,7 +212,9 @@ def ingest_task(
     config: RunConfig, layout: RunLayout, corpus_path: Path, sources: list[Path]
 ) -> IngestStats:
     """Validate the corpus into shards; `sources` (the files it reads) key it by content."""
-    return ingest(config.corpus, corpus_path, layout, probe.split_columns(config.probe))
+    return ingest(
+        config.corpus, corpus_path, layout, probe.split_columns(config.probe), config.tts.checks
+    )
 
 
 @stage_task("embed-shard")

@@ -107,13 +107,13 @@ def read_text_source(source: MixSource) -> tuple[pa.Table, dict[str, int]]:
     skipped: dict[str, int] = {}
     for path in input_files(source.path, corpus.format):
         for row in READERS[detect_format(path, corpus.format)](path, corpus):
-            text = usable_text(row, corpus.max_chars)
-            if isinstance(text, Rejected):
-                skipped[text.reason] = skipped.get(text.reason, 0) + 1
+            usable = usable_text(row, corpus.max_chars)
+            if isinstance(usable, Rejected):
+                skipped[usable.reason] = skipped.get(usable.reason, 0) + 1
                 continue
             rows["item_id"].append(row.text_id)
             rows["locator"].append(f"{path}#{row.source.rsplit(':', 1)[-1]}")
-            rows["text"].append(text)
+            rows["text"].append(usable.text)
             rows["duration_s"].append(None)
     return pa.table(
         rows,

@@ -29,15 +29,10 @@ _ABSENT = {"missing_text_field", "text_not_string"}
 
 def _part(row: RawRow) -> str | None:
     """The row's value, stripped; '' when absent or null; None when the row is unreadable."""
-    if row.problem in _ABSENT or row.text is None:
+    if row.problem in _ABSENT:
         return ""
-    if row.problem is not None:
+    if row.problem is not None or not isinstance(row.text, str):
         return None
-    if isinstance(row.text, bytes):
-        try:
-            return row.text.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            return None
     return row.text.strip()
 
 
@@ -79,7 +74,7 @@ def split_rows(
             yield continuation_row
         else:
             text = f"{prefix} {continuation}".strip()
-            yield replace(prefix_row, text=text, problem=None, prefix_chars=len(prefix))
+            yield replace(prefix_row, text=text, problem=None, detail="", prefix_chars=len(prefix))
 
 
 def read_splits(split_shards: list[Path]) -> pa.Table:

@@ -44,6 +44,8 @@ def check_clip(samples: np.ndarray, sample_rate: int, text: str, limits: ClipChe
         return f"too_short: {duration:.2f}s for {chars} chars (min {low:.2f}s)"
     if duration > high:
         return f"too_long: {duration:.2f}s for {chars} chars (max {high:.2f}s)"
+    if duration > limits.max_duration_s:
+        return f"over_max_duration: {duration:.2f}s (max {limits.max_duration_s:.2f}s)"
     level = rms_dbfs(samples)
     if level < limits.min_rms_dbfs:
         return f"silent: {level:.1f} dBFS (min {limits.min_rms_dbfs:.1f})"

@@ -8,17 +8,32 @@ text, so the trainer knows exactly what was said.
 
 English gets the full treatment; other languages get their numbers spelled out by
 num2words where it knows the language, and are otherwise left as they are.
+
+In every language, what is not meant to be heard is never read out: terminal
+escapes, controls, invisible characters and markup go by the rules of ingest
+(`hygiene.py`, applied here too for texts ingested without them), and so do
+pictographs (emoji, dingbats, with their joiners and modifiers) and private-use
+characters, which engines read as garbage or as their code point names; the corpus
+keeps them. A number longer than `MAX_SPELLED_DIGITS` digits is read digit by digit,
+so the result stays proportional to the text and num2words never has to refuse.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
+from decimal import Decimal
 
-from num2words import num2words
+from num2words import CONVERTER_CLASSES, num2words
+
+from saladpipe.tts.hygiene import category_class, clean_text
 
 _NUMBER = r"\d[\d,]*(?:\.\d+)?"
+# Longest number read as a quantity (hundreds of trillions); longer runs of digits are
+# codes (card, phone, id numbers) or noise, read digit by digit.
+MAX_SPELLED_DIGITS = 15
 
 _CURRENCIES = {
     "$": ("dollar", "dollars", "cent", "cents"),
@@ -82,12 +97,30 @@ _SYMBOLS = {
     "%": " percent ",
 }
 
+# A web or e-mail address is read by its parts: "example dot com slash news".
+_URL = r"(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"'(){}\[\]]*[^\s<>\"'(){}\[\].,;:!?]"
+_EMAIL = r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"
+_DOMAIN = r"\b(?:[A-Za-z0-9-]+\.)+(?:com|org|net|edu|gov|io)\b"
+_ADDRESS_MARKS = {
+    ".": "dot",
+    "/": "slash",
+    "-": "dash",
+    "_": "underscore",
+    "@": "at",
+    ":": "colon",
+    "~": "tilde",
+    "+": "plus",
+    "=": "equals",
+    "&": "and",
+    "%": "percent",
+}
+
 _FRACTIONS = {
-    (1, 2): "one half",
-    (1, 3): "one third",
-    (2, 3): "two thirds",
-    (1, 4): "one quarter",
-    (3, 4): "three quarters",
+    ("1", "2"): "one half",
+    ("1", "3"): "one third",
+    ("2", "3"): "two thirds",
+    ("1", "4"): "one quarter",
+    ("3", "4"): "three quarters",
 }
 
 
@@ -98,7 +131,7 @@ def base_language(language: str) -> str:
 
 def normalize_text(text: str, language: str = "en") -> str:
     """Rewrite `text` as it is read aloud; the language picks the rules."""
-    text = unicodedata.normalize("NFKC", text).replace("⁄", "/")
+    text = _unspoken_removed(unicodedata.normalize("NFKC", text).replace("⁄", "/"))
     lang = base_language(language)
     if lang == "en":
         for rule in _ENGLISH_RULES:
@@ -108,23 +141,82 @@ def normalize_text(text: str, language: str = "en") -> str:
     return " ".join(text.split())
 
 
-def _say(value: float | int, lang: str = "en", **kwargs: str) -> str:
-    return str(num2words(value, lang=lang, **kwargs))
+def _unspoken_removed(text: str) -> str:
+    """Without what is not meant to be heard. Cleaning is repeated until nothing changes,
+    so that escaped markup (`&lt;speak&gt;`) is not read out either."""
+    while (cleaned := clean_text(text).text) != text:
+        text = cleaned
+    return _pictographs().sub(" ", text)
 
 
-def _to_number(raw: str) -> int | float:
-    raw = raw.replace(",", "")
-    return float(raw) if "." in raw else int(raw)
+@functools.cache
+def _pictographs() -> re.Pattern[str]:
+    """Symbols (category So, beyond Latin-1's ° © ®) in sequences with their joiners,
+    skin tones, presentation selectors and tags; stray selectors; private-use characters."""
+    symbol = f"(?![\\x00-\\xff])[{category_class('So')}]"
+    part = "[\ufe0e\ufe0f\u20e3\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f]"
+    private = f"[{category_class('Co')}]"
+    return re.compile(f"{symbol}{part}*(?:\u200d{symbol}{part}*)*|{part}+|{private}+")
+
+
+def _say(value: int | Decimal, lang: str = "en", **kwargs: str) -> str:
+    """num2words, or the number as written where it cannot say it (past its range in a
+    language: each language's converter fails its own way)."""
+    try:
+        return str(num2words(value, lang=lang, **kwargs))
+    except Exception:
+        return str(value)
+
+
+@functools.cache
+def _say_digit(digit: str, lang: str) -> str:
+    return _say(int(digit), lang)
+
+
+def _say_digits(digits: str, lang: str) -> str:
+    return " ".join(_say_digit(d, lang) for d in digits)
+
+
+def _say_integer(digits: str, lang: str = "en", **kwargs: str) -> str:
+    """A whole number, given as its digits, as words; past MAX_SPELLED_DIGITS (and so
+    past what num2words and int() take), digit by digit."""
+    if len(digits) > MAX_SPELLED_DIGITS:
+        return _say_digits(digits, lang)
+    return _say(int(digits), lang, **kwargs)
+
+
+def _say_number(raw: str, lang: str = "en") -> str:
+    """A written number (thousands commas, a decimal point) as words. A long decimal is
+    read digit by digit after the point ("point" in English, the point as written in
+    other languages); num2words would round it to a float's 15 digits."""
+    whole, _, fraction = raw.replace(",", "").partition(".")
+    if not fraction:
+        return _say_integer(whole, lang)
+    if len(whole) + len(fraction) <= MAX_SPELLED_DIGITS:
+        return _say(Decimal(f"{whole}.{fraction}"), lang)
+    point = "point" if lang == "en" else "."
+    return f"{_say_integer(whole, lang)} {point} {_say_digits(fraction, lang)}"
+
+
+def _is_one(raw: str) -> bool:
+    return Decimal(raw.replace(",", "")) == 1
+
+
+def _address(match: re.Match[str]) -> str:
+    """Scheme, query and fragment are not read; "www" is spelled; marks are named."""
+    address = re.sub(r"^(?:https?|ftp)://", "", match.group(), flags=re.IGNORECASE)
+    address = re.split(r"[?#]", address, maxsplit=1)[0].rstrip("/")
+    address = re.sub(r"\bwww\b", "w w w", address, flags=re.IGNORECASE)
+    return re.sub(r"[^\w\s]|_", lambda m: f" {_ADDRESS_MARKS.get(m.group(), '')} ", address)
 
 
 def _money(match: re.Match[str]) -> str:
     one, many, sub_one, sub_many = _CURRENCIES[match.group(1)]
     raw, scale = match.group(2), match.group(3)
     if scale:
-        return f"{_say(_to_number(raw))} {scale} {many}"
+        return f"{_say_number(raw)} {scale} {many}"
     whole, _, fraction = raw.replace(",", "").partition(".")
-    units = int(whole or 0)
-    words = f"{_say(units)} {one if units == 1 else many}"
+    words = f"{_say_integer(whole)} {one if _is_one(whole) else many}"
     cents = int((fraction + "00")[:2]) if fraction else 0
     if cents:
         words += f" and {_say(cents)} {sub_one if cents == 1 else sub_many}"
@@ -132,9 +224,9 @@ def _money(match: re.Match[str]) -> str:
 
 
 def _unit(match: re.Match[str]) -> str:
-    value = _to_number(match.group(1))
+    raw = match.group(1)
     one, many = _UNITS[match.group(2)]
-    return f"{_say(value)} {one if value == 1 else many}"
+    return f"{_say_number(raw)} {one if _is_one(raw) else many}"
 
 
 def _time(match: re.Match[str]) -> str:
@@ -147,27 +239,24 @@ def _time(match: re.Match[str]) -> str:
 
 
 def _fraction(match: re.Match[str]) -> str:
-    top, bottom = int(match.group(1)), int(match.group(2))
-    return _FRACTIONS.get((top, bottom)) or f"{_say(top)} over {_say(bottom)}"
+    top, bottom = match.group(1), match.group(2)
+    if (top, bottom) in _FRACTIONS:
+        return _FRACTIONS[top, bottom]
+    return f"{_say_integer(top)} over {_say_integer(bottom)}"
 
 
 def _plain_number(match: re.Match[str]) -> str:
     raw = match.group(0)
     if re.fullmatch(r"1[1-9]\d\d|20\d\d", raw):
         return _say(int(raw), to="year")
-    return _say(_to_number(raw))
+    return _say_number(raw)
 
 
 def _numbers(text: str, lang: str) -> str:
     """Spell out the remaining numbers; a language num2words lacks keeps its digits."""
-
-    def spell(match: re.Match[str]) -> str:
-        try:
-            return _say(_to_number(match.group(0)), lang)
-        except NotImplementedError:
-            return match.group(0)
-
-    return re.sub(rf"(?<![\d.]){_NUMBER}(?<!,)", spell, text)
+    if lang not in CONVERTER_CLASSES:
+        return text
+    return re.sub(rf"(?<![\d.]){_NUMBER}(?<!,)", lambda m: _say_number(m.group(), lang), text)
 
 
 def _sub(pattern: str, repl: str | Callable[[re.Match[str]], str]) -> Callable[[str], str]:
@@ -191,10 +280,11 @@ _UNIT_NAMES = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=Tru
 
 # Order matters: composite forms (money, units, ordinals) before bare numbers.
 _ENGLISH_RULES: tuple[Callable[[str], str], ...] = (
+    _sub(f"{_URL}|{_EMAIL}|{_DOMAIN}", _address),
     _sub(r"(\d)\s?[–—]\s?(?=\d)", r"\1 to "),
     _sub(rf"([$£€¥])\s?({_NUMBER})(?:\s?({_SCALES})\b)?", _money),
     _sub(rf"({_NUMBER})\s?({_UNIT_NAMES})(?![\w/])", _unit),
-    _sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: _say(int(m.group(1)), to="ordinal")),
+    _sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: _say_integer(m.group(1), to="ordinal")),
     _sub(r"\b(\d{1,2}):(\d{2})\b", _time),
     _sub(r"\b(\d+)/(\d+)\b", _fraction),
     _sub(r"\bNo\.\s?(?=\d)", "number "),
