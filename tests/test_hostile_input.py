@@ -167,6 +167,7 @@ _REFUSABLE = {
 @pytest.mark.e2e
 def test_a_real_run_spends_no_tts_on_a_text_ingest_could_refuse(tmp_path: Path) -> None:
     from saladpipe.cli import main
+    from saladpipe.data_schemas.manifest import Manifest
 
     folder = tmp_path / "corpus"
     folder.mkdir()
@@ -212,3 +213,7 @@ def test_a_real_run_spends_no_tts_on_a_text_ingest_could_refuse(tmp_path: Path) 
         if r["stage"] in ("tts", "probe_tts") and r["reason"] in _REFUSABLE
     ]
     assert not spent
+    # What cleaning removed is counted in the manifest, by kind.
+    counts = Manifest.read(run_dir / "manifest.json").counts
+    assert counts["texts_cleaned"] > 0
+    assert {f"cleaned_{kind}" for kind in ("escapes", "controls", "markup")} <= set(counts)

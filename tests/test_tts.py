@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,7 @@ from saladpipe.pipeline.synthesize import synthesize_output_shard, synthesize_pr
 from saladpipe.tts import EngineOptions, SpeechService, SpokenText, check_clip, create_engine
 from saladpipe.tts.audio import decode, encode, resample
 from saladpipe.tts.checks import rms_dbfs
+from saladpipe.tts.render import RenderSettings, prepare
 from tests.tts_factories import MARKS_ENV, MisbehavingEngine
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
@@ -165,6 +167,22 @@ def test_a_long_text_is_split_spoken_in_pieces_and_joined() -> None:
     assert all(isinstance(s, SpokenText) for s in spoken)
     ratio = spoken[0].duration_s / spoken[1].duration_s
     assert 7 < ratio < 10  # eight sentences and seven pauses: nothing truncated
+
+
+@pytest.mark.parametrize(
+    ("normalize", "expected"),
+    [("auto", "It rained for forty days."), ("never", "It rained for 40 days.")],
+)
+def test_no_engine_reads_escapes_or_markup_even_unnormalised(
+    normalize: Literal["auto", "never"], expected: str
+) -> None:
+    """With normalisation off (`never`) the text an engine reads is still without escapes,
+    controls and markup, as with it on: for a corpus ingested before ingest cleaned it."""
+    engine = create_engine(VoiceSpec(engine="espeak"), EngineOptions())
+    settings = RenderSettings.of(TTSSection(engine="espeak", normalize=normalize), "flac")
+    hostile = "<speak>It \x1b[31mrained\x00 <break time='1s'/>for 40 days.</speak>"
+    spoken, pieces = prepare(engine, hostile, settings)
+    assert spoken == expected and pieces == [spoken]
 
 
 def test_failures_are_retried_then_quarantined_and_the_rest_is_spoken(

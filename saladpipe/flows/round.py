@@ -513,9 +513,11 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
             config, layout, corpus_path, input_files(corpus_path, config.corpus.format)
         )
         log.info(
-            "ingest: %d rows read, %d kept, quarantined %s",
+            "ingest: %d rows read, %d kept (%d of them cleaned: %s), quarantined %s",
             stats.read,
             stats.kept,
+            stats.texts_cleaned,
+            stats.cleaned or "nothing removed",
             stats.quarantined or "none",
         )
         corpus_shards = stats.shards
@@ -568,6 +570,8 @@ def salad_round(config: RunConfig, round_index: int = 0) -> Manifest:
                 "corpus_rows_read": stats.read,
                 "corpus_texts": stats.kept,
                 "quarantined_ingest": sum(stats.quarantined.values()),
+                "texts_cleaned": stats.texts_cleaned,
+                **{f"cleaned_{kind}": n for kind, n in sorted(stats.cleaned.items())},
             },
         )
     else:

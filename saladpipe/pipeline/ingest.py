@@ -71,6 +71,8 @@ class IngestStats:
     cleaned: dict[str, int] = field(default_factory=dict)
     texts_cleaned: int = 0
     shards: list[Path] = field(default_factory=list)
+    # Where each text of a two-column corpus splits, beside its shard (none otherwise).
+    splits: list[Path] = field(default_factory=list)
     quarantine_path: Path | None = None
 
 
@@ -381,6 +383,7 @@ class _ShardWriter:
         self.rows: dict[str, list[Any]] = {name: [] for name in tables.CORPUS.names}
         self.prefix_chars: list[int] = []
         self.paths: list[Path] = []
+        self.splits: list[Path] = []
 
     def add(
         self,
@@ -403,10 +406,12 @@ class _ShardWriter:
         path = self.layout.corpus_shard(len(self.paths))
         if self.prefix_chars:
             splits = {"text_id": self.rows["text_id"], "prefix_chars": self.prefix_chars}
-            write_table(
-                pa.table(splits),
-                self.layout.corpus_splits_shard(len(self.paths)),
-                tables.CORPUS_SPLITS,
+            self.splits.append(
+                write_table(
+                    pa.table(splits),
+                    self.layout.corpus_splits_shard(len(self.paths)),
+                    tables.CORPUS_SPLITS,
+                )
             )
         write_table(pa.table(self.rows), path, tables.CORPUS)
         self.paths.append(path)
@@ -466,6 +471,7 @@ def ingest(
             stats.kept += 1
     writer.flush()
     stats.shards = writer.paths
+    stats.splits = writer.splits
     stats.cleaned = dict(removed)
     if removed:
         logger.info(

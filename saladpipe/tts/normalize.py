@@ -131,7 +131,7 @@ def base_language(language: str) -> str:
 
 def normalize_text(text: str, language: str = "en") -> str:
     """Rewrite `text` as it is read aloud; the language picks the rules."""
-    text = _unspoken_removed(unicodedata.normalize("NFKC", text).replace("⁄", "/"))
+    text = unspoken_removed(unicodedata.normalize("NFKC", text).replace("⁄", "/"))
     lang = base_language(language)
     if lang == "en":
         for rule in _ENGLISH_RULES:
@@ -141,9 +141,10 @@ def normalize_text(text: str, language: str = "en") -> str:
     return " ".join(text.split())
 
 
-def _unspoken_removed(text: str) -> str:
-    """Without what is not meant to be heard. Cleaning is repeated until nothing changes,
-    so that escaped markup (`&lt;speak&gt;`) is not read out either."""
+def unspoken_removed(text: str) -> str:
+    """Without what is not meant to be heard, for every engine, normalised or not.
+    Cleaning is repeated until nothing changes, so that escaped markup
+    (`&lt;speak&gt;`) is not read out either."""
     while (cleaned := clean_text(text).text) != text:
         text = cleaned
     return _pictographs().sub(" ", text)

@@ -24,7 +24,7 @@ from saladpipe.data_schemas.config import ClipChecks, TTSSection
 from saladpipe.tts.audio import encode, resample
 from saladpipe.tts.base import TTSEngine
 from saladpipe.tts.checks import check_clip
-from saladpipe.tts.normalize import normalize_text
+from saladpipe.tts.normalize import normalize_text, unspoken_removed
 from saladpipe.tts.text_split import split_text
 
 # Silence between the pieces of a text that was split.
@@ -88,7 +88,11 @@ def prepare(engine: TTSEngine, text: str, settings: RenderSettings) -> tuple[str
     wanted = settings.normalize == "always" or (
         settings.normalize == "auto" and engine.needs_normalization
     )
-    spoken = normalize_text(text, engine.voice.language) if wanted else " ".join(text.split())
+    spoken = (
+        normalize_text(text, engine.voice.language)
+        if wanted
+        else " ".join(unspoken_removed(text).split())
+    )
     limit = min(engine.max_chars, settings.max_chars or engine.max_chars)
     return spoken, split_text(spoken, limit)
 
