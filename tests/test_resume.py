@@ -124,6 +124,8 @@ def test_a_finished_run_runs_nothing_and_changes_no_byte(
     # Only the Prefect artifacts of the new flow run are published again (no file).
     assert {name.rsplit("-", 1)[0] for name in ran - kept} == {"publish-audit-summary"}
     assert f"cluster-preferences-shard: not needed: assign-balanced {KEPT}" in text
+    # Scratch files were deleted once the stage that read them was recorded.
+    assert not any(SCRATCH.fullmatch(name) for name in reference.files)
 
 
 def test_two_fresh_runs_write_identical_tables_and_audio(
