@@ -6,7 +6,7 @@ all-MiniLM-L6-v2. Each clustering is scored by adjusted mutual information (AMI)
 with the domain labels, against the bare baseline of a random assignment to the same
 number of clusters (AMI about 0). K = 12 (one per domain) and K = 24 (the default).
 
-Usage: .venv/bin/python bench/cluster_quality.py
+Usage: .venv/bin/python -m bench.cluster_quality
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import numpy as np  # noqa: E402
 from sklearn.metrics import adjusted_mutual_info_score  # noqa: E402
 
-from saladpipe.pipeline.corpora.wordnet import build_wordnet_corpus  # noqa: E402
-from saladpipe.pipeline.embed import Embedder  # noqa: E402
-from saladpipe.pipeline.kmeans import (  # noqa: E402
+from saladpipe.corpora.wordnet import build_wordnet_corpus  # noqa: E402
+from saladpipe.models.kmeans import (  # noqa: E402
     capacity,
     preferences,
     stable_match,
     train_balanced,
     train_spherical,
 )
+from saladpipe.pipeline.embed import Embedder  # noqa: E402
 
 ITERATIONS = 20
 

@@ -7,7 +7,7 @@ re-scoring) at several budgets and seeds, and evaluates every fine-tune on held-
 glosses of all domains. Writes the results as JSON, the plot, and the generated block
 of docs/experiments.md; prints the main table and SALAD's ratio to random.
 
-Usage: .venv/bin/python bench/experiment.py [--reduced] [--cache DIR] [--docs DIR]
+Usage: .venv/bin/python -m bench.experiment [--reduced] [--cache DIR] [--docs DIR]
                                             [--from-results docs/experiments_results.json]
 About 50 minutes on 2 CPU cores with an empty cache, most of it speech synthesis
 and stage-II training; --reduced runs every step at toy size in a few minutes.
@@ -22,14 +22,14 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from saladpipe.data_schemas.io import write_text
-from saladpipe.pipeline.resources import cache_dir
-from saladpipe.pipeline.training.experiment import (
+from bench.experiment_arms import (
     REDUCED_EXPERIMENT,
     ExperimentConfig,
     run_experiment,
 )
-from saladpipe.pipeline.training.report import main_table, plot, results_markdown, update_document
+from bench.experiment_report import main_table, plot, results_markdown, update_document
+from saladpipe.data_schemas.io import write_text
+from saladpipe.flows.resources import cache_dir
 
 PLOT_NAME = "experiments_misalignment.png"
 RESULTS_NAME = "experiments_results.json"
@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
         results = asdict(run_experiment(config, args.cache or cache_dir()))
         write_text(json.dumps(results, indent=1) + "\n", args.docs / RESULTS_NAME)
     plot(results["records"], results["stage1"], args.docs / PLOT_NAME)
-    command = ".venv/bin/python bench/experiment.py" + (" --reduced" if args.reduced else "")
+    command = ".venv/bin/python -m bench.experiment" + (" --reduced" if args.reduced else "")
     block = results_markdown(results, PLOT_NAME, command)
     update_document(args.docs / "experiments.md", block, "Experiments")
     budget = max(int(r["budget"]) for r in results["records"])

@@ -8,7 +8,7 @@ row's clip; one that learnt only a prior over continuations (what glosses tend t
 say after any prefix) does about as well without its own clip. The teacher's text
 accuracy is the ceiling; chance on the 4-way question is 0.25.
 
-Usage: .venv/bin/python bench/hearing.py [--cache DIR]
+Usage: .venv/bin/python -m bench.hearing [--cache DIR]
 About 2 minutes on 2 CPU cores when the build and its clips are cached (the
 experiment's cache), longer when it must build or speak them first.
 """
@@ -22,16 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.experiment_arms import ExperimentConfig, draw_glosses
+from bench.experiment_report import heard_and_unheard
 from saladpipe.data_schemas.config import ModelSpec
-from saladpipe.pipeline.models.loading import load_student, load_teacher
-from saladpipe.pipeline.models.speech_lm import SpeechAdaptedLM
-from saladpipe.pipeline.resources import cache_dir
-from saladpipe.pipeline.training.build import BUILTIN_STUDENT, BUILTIN_TEACHER, ensure_models
-from saladpipe.pipeline.training.evaluate import evaluate, make_eval_set
-from saladpipe.pipeline.training.experiment import ExperimentConfig, draw_glosses
-from saladpipe.pipeline.training.optim import TRAIN_THREADS, torch_threads
-from saladpipe.pipeline.training.report import heard_and_unheard
-from saladpipe.pipeline.training.speech import (
+from saladpipe.flows.resources import cache_dir
+from saladpipe.models.loading import load_student, load_teacher
+from saladpipe.models.speech_lm import SpeechAdaptedLM
+from saladpipe.training.build import BUILTIN_STUDENT, BUILTIN_TEACHER, ensure_models
+from saladpipe.training.evaluate import evaluate, make_eval_set
+from saladpipe.training.optim import TRAIN_THREADS, torch_threads
+from saladpipe.training.speech import (
     ClipCache,
     SpokenPrefix,
     speech_settings,

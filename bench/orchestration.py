@@ -18,7 +18,7 @@ The reduction (DEFAULT_SETS) keeps every stage but cuts the corpus to 480 texts 
 each per-shard stage to 4 shards, so that a second worker has work to share, and the
 whole script to about 10 minutes on 2 cores.
 
-Usage: .venv/bin/python bench/orchestration.py [--set KEY=VALUE ...] [--skip-dask]
+Usage: .venv/bin/python -m bench.orchestration [--set KEY=VALUE ...] [--skip-dask]
 """
 
 from __future__ import annotations
@@ -66,8 +66,9 @@ def run_direct(config: Any) -> dict[str, float]:
     from prefect.logging import disable_run_logger
 
     from saladpipe.data_schemas.layout import RunLayout
+    from saladpipe.flows import resources
     from saladpipe.flows import round as r
-    from saladpipe.pipeline import ledger, resources, select
+    from saladpipe.pipeline import ledger, select
 
     layout = RunLayout(config.output_path()).for_round(0)
     layout.state.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """How well per-text gap estimates predict held-out scored probes, against cluster means.
 
-    .venv/bin/python bench/propagation.py RUN_DIR
+    .venv/bin/python -m bench.propagation RUN_DIR
 
 Reads a finished run's scores and probe embeddings. Each scored probe is left out
 in turn and estimated from the others, two ways: k-nearest-neighbour propagation

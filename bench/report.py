@@ -11,7 +11,7 @@ Printed per size, each against a bare baseline measured in the same run:
 - open: headless Chromium loading the report (`--dump-dom`, which waits for the load
   event) against the same Chromium loading an empty page.
 
-Usage: .venv/bin/python bench/report.py [--sizes 1000 100000 1000000] [--keep DIR]
+Usage: .venv/bin/python -m bench.report [--sizes 1000 100000 1000000] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from saladpipe.audit import RunFolder, build_report
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.manifest import Manifest
-from saladpipe.pipeline.audit import RunFolder, build_report
-from saladpipe.pipeline.shards.writer import parquet_options
+from saladpipe.data_schemas.shard_writer import parquet_options
 from saladpipe.tts.audio import encode
 
 K = 128

@@ -1,6 +1,6 @@
 """Scoring throughput: the pipeline's scorer against a bare batched loop and a per-sample loop.
 
-    .venv/bin/python bench/score.py [--texts 192] [--repeats 3] [--device auto]
+    .venv/bin/python -m bench.score [--texts 192] [--repeats 3] [--device auto]
 
 Builds a teacher (GPT-2: 4 layers, 256 wide, a byte-level BPE vocabulary of about
 50k tokens (GPT-2's size) trained on WordNet glosses) and a speech-adapted student (tiny wav2vec2,
@@ -39,16 +39,16 @@ from transformers import (
     Wav2Vec2Model,
 )
 
-from saladpipe.pipeline.corpora.wordnet import build_wordnet_corpus
-from saladpipe.pipeline.models import (
+from saladpipe.corpora.wordnet import build_wordnet_corpus
+from saladpipe.models import (
     AdapterConfig,
     FrameStackAdapter,
     SpeechAdaptedLM,
     Teacher,
     resolve_device,
 )
-from saladpipe.pipeline.models.bpe import SPECIAL_TOKEN, train_bpe_tokenizer
-from saladpipe.pipeline.scoring import (
+from saladpipe.models.bpe import SPECIAL_TOKEN, train_bpe_tokenizer
+from saladpipe.models.distillation import (
     DistillationScorer,
     PreparedRow,
     ScoreItem,

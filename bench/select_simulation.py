@@ -10,7 +10,7 @@ pick is its true gap; a strategy's capture is the sum over its picks, divided by
 `random` captured with the same budget in the same run (1.0 = no better than random).
 Each number is the mean over 5 seeds (new probes, noise and draws each).
 
-Usage: .venv/bin/python bench/select_simulation.py [--out docs/selection_simulation.png]
+Usage: .venv/bin/python -m bench.select_simulation [--out docs/selection_simulation.png]
 """
 
 from __future__ import annotations

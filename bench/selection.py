@@ -11,7 +11,7 @@ K = 128 with faiss k-means (20 iterations, every point used) and with scikit-lea
 MiniBatchKMeans (20 epochs), with the inertia of both computed the same way; plus the
 pipeline's own fits (faiss on the 256-per-centroid sample, and balanced k-means).
 
-Usage: .venv/bin/python bench/selection.py [--sizes 100000 1000000 10000000] [--skip-kmeans]
+Usage: .venv/bin/python -m bench.selection [--sizes 100000 1000000 10000000] [--skip-kmeans]
 """
 
 from __future__ import annotations
@@ -134,8 +134,8 @@ def kmeans_part() -> None:
     import faiss
     from sklearn.cluster import MiniBatchKMeans
 
+    from saladpipe.models.kmeans import train_balanced, train_spherical
     from saladpipe.pipeline.cluster import MAX_POINTS_PER_CENTROID
-    from saladpipe.pipeline.kmeans import train_balanced, train_spherical
 
     rng = np.random.default_rng(0)
     n = 200_000

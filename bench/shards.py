@@ -6,7 +6,7 @@ rows. Read: ShardDataset (row-group units, rank/worker split) against a bare pya
 scan that turns the same row groups into Python rows; with audio decoding, against a
 bare loop that decodes the same FLAC bytes with soundfile.
 
-Usage: .venv/bin/python bench/shards.py [--rows 1500] [--seconds 4]
+Usage: .venv/bin/python -m bench.shards [--rows 1500] [--seconds 4]
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from saladpipe.data_schemas import tables
-from saladpipe.pipeline.shards.dataset import ShardDataset
-from saladpipe.pipeline.shards.writer import ShardWriter
+from saladpipe.data_schemas.shard_writer import ShardWriter
+from saladpipe.shards.dataset import ShardDataset
 from saladpipe.tts.audio import decode, encode
 
 

@@ -16,7 +16,7 @@ the real model. Its durations are scaled to about 0.065 s a character, like real
 Texts are WordNet glosses without digits or symbols, so normalisation leaves them as
 they are and both sides speak the same words. Walls are the best of `--repeats` runs.
 
-Usage: .venv/bin/python bench/tts.py [--texts 40] [--coqui-texts 16] [--repeats 2]
+Usage: .venv/bin/python -m bench.tts [--texts 40] [--coqui-texts 16] [--repeats 2]
                                      [--parts piper,espeak,workers,coqui]
 """
 
@@ -30,8 +30,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from saladpipe.corpora.wordnet import build_wordnet_corpus
 from saladpipe.data_schemas.config import ClipChecks, TTSSection, VoiceSpec
-from saladpipe.pipeline.corpora.wordnet import build_wordnet_corpus
 from saladpipe.tts import EngineOptions, SpeechService, SpokenText, TTSEngine, create_engine
 
 CORES = len(os.sched_getaffinity(0))

@@ -127,7 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from saladpipe.pipeline.explain import explain
+    from saladpipe.audit.explain import explain
 
     run_dir = args.run_dir if args.run_dir is not None else default_config().output_path()
     if not run_dir.is_dir():
@@ -140,8 +140,8 @@ def _explain(args: argparse.Namespace) -> int:
 def _corpus(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
+    from saladpipe.corpora.wordnet import build_wordnet_corpus
     from saladpipe.data_schemas.io import atomic_path
-    from saladpipe.pipeline.corpora.wordnet import build_wordnet_corpus
 
     table = build_wordnet_corpus(per_domain=args.per_domain, seed=args.seed)
     with atomic_path(args.output) as tmp:
@@ -152,7 +152,7 @@ def _corpus(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from saladpipe.pipeline.shards.verify import verify_run
+    from saladpipe.shards.verify import verify_run
 
     problems = verify_run(args.run_dir)
     for problem in problems:
@@ -165,7 +165,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from saladpipe.pipeline.shards.export import export_lhotse_shar, export_nemo_manifest
+    from saladpipe.shards.export import export_lhotse_shar, export_nemo_manifest
 
     if not (args.run_dir / "manifest.json").is_file():
         raise ConfigError(f"{args.run_dir} is not a finished run folder (no manifest.json)")
@@ -180,7 +180,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _mix(args: argparse.Namespace) -> int:
     from saladpipe.data_schemas.mix_config import load_mix_config
-    from saladpipe.pipeline.mix import build_mix
+    from saladpipe.mix.draw import build_mix
 
     config = load_mix_config(args.config)
     out_dir = args.output_dir or config.mix.output_dir or Path.cwd() / "mixes" / config.mix.name

@@ -16,7 +16,7 @@ from saladpipe.data_schemas.errors import ConfigError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from saladpipe.pipeline.audit import AuditTable, RunFolder
+    from saladpipe.audit import AuditTable, RunFolder
 
 
 def _run_k(run: RunFolder) -> int | None:
@@ -26,7 +26,7 @@ def _run_k(run: RunFolder) -> int | None:
 
 def _filtered(args: argparse.Namespace) -> tuple[RunFolder, AuditTable, pa.Table]:
     """The run, its audit table and the rows that pass the command's filters."""
-    from saladpipe.pipeline.audit import AuditFilter, RunFolder, audit_table
+    from saladpipe.audit import AuditFilter, RunFolder, audit_table
 
     run = RunFolder.open(args.run_dir)
     audit = audit_table(run)
@@ -43,7 +43,7 @@ def _filtered(args: argparse.Namespace) -> tuple[RunFolder, AuditTable, pa.Table
 
 
 def _report(args: argparse.Namespace) -> int:
-    from saladpipe.pipeline.audit import ReportOptions, build_report
+    from saladpipe.audit import ReportOptions, build_report
 
     options = ReportOptions(
         seed=args.seed,
@@ -62,7 +62,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from saladpipe.pipeline.audit import format_rows, write_csv
+    from saladpipe.audit import format_rows, write_csv
 
     _, audit, rows = _filtered(args)
     if args.limit < 0:
@@ -85,7 +85,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _listen(args: argparse.Namespace) -> int:
-    from saladpipe.pipeline.audit import write_listening_set
+    from saladpipe.audit import write_listening_set
 
     run, _, rows = _filtered(args)
     written = write_listening_set(

@@ -12,14 +12,14 @@ RECIPES = ("default", "reduced")
 
 
 def _build(args: argparse.Namespace) -> int:
-    from saladpipe.pipeline.resources import cache_dir
-    from saladpipe.pipeline.training.build import (
+    from saladpipe.flows.resources import cache_dir
+    from saladpipe.training.build import (
         BUILTIN_STUDENT,
         BUILTIN_TEACHER,
         ensure_models,
         read_report,
     )
-    from saladpipe.pipeline.training.recipe import DEFAULT_RECIPE, REDUCED_RECIPE
+    from saladpipe.training.recipe import DEFAULT_RECIPE, REDUCED_RECIPE
 
     if args.seed < 0:
         raise ConfigError(f"--seed: must be at least 0 (got {args.seed})")

@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from saladpipe.corpora.wordnet import build_wordnet_corpus
 from saladpipe.data_schemas.config import VoiceSpec
-from saladpipe.pipeline.corpora.wordnet import build_wordnet_corpus
-from saladpipe.pipeline.shards.writer import DEFAULT_LIMITS, ShardLimits
+from saladpipe.data_schemas.shard_writer import DEFAULT_LIMITS, ShardLimits
 from saladpipe.tts import EngineOptions, SpeechService, TTSEngine, VoiceInfo
 
 # Rows the small end-to-end corpus carries on purpose, with the reason ingest must give.
@@ -179,8 +179,8 @@ def tone_run(
     task, shards sized by `limits`; returns the engine's native audio per text id, to
     compare what loaders decode against."""
     from saladpipe.data_schemas import RunLayout, parse_config
-    from saladpipe.pipeline.manifest import write_manifest
     from saladpipe.pipeline.synthesize import synthesize_output_shard
+    from saladpipe.pipeline.write_manifest import write_manifest
 
     config = parse_config('[corpus]\nbuiltin = "wordnet-domains"\n', "tone run", root)
     layout = RunLayout(root / "run")

@@ -23,7 +23,7 @@ from transformers import (
 )
 
 from saladpipe.data_schemas.config import ModelSpec
-from saladpipe.pipeline.models import (
+from saladpipe.models import (
     AdapterConfig,
     FrameStackAdapter,
     Qwen2AudioStudent,

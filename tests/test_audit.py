@@ -21,9 +21,7 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from saladpipe.cli import build_parser, main
-from saladpipe.data_schemas.errors import ConfigError
-from saladpipe.pipeline.audit import (
+from saladpipe.audit import (
     AuditFilter,
     ReportOptions,
     RunFolder,
@@ -32,10 +30,12 @@ from saladpipe.pipeline.audit import (
     markdown,
     summarize,
 )
-from saladpipe.pipeline.audit.charts import nice_ticks, viridis
-from saladpipe.pipeline.audit.clips import mime_type, read_clips
-from saladpipe.pipeline.audit.pool_map import build_pool_map
-from saladpipe.pipeline.audit.sampling import sample_per_cluster
+from saladpipe.audit.charts import nice_ticks, viridis
+from saladpipe.audit.clips import mime_type, read_clips
+from saladpipe.audit.pool_map import build_pool_map
+from saladpipe.audit.sampling import sample_per_cluster
+from saladpipe.cli import build_parser, main
+from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.tts.audio import decode
 from tests.audit_factories import RATE, VOICES, BuiltRun, SyntheticRun, build, clip_for
 

@@ -10,7 +10,7 @@ import pytest
 
 from saladpipe.cli import default_config, main
 from saladpipe.data_schemas import ConfigError, load_config, parse_config
-from saladpipe.pipeline.builtin_models import builtin_names, uses_placeholders
+from saladpipe.models.builtin import builtin_names, uses_placeholders
 
 REPO = Path(__file__).resolve().parents[1]
 

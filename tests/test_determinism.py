@@ -16,7 +16,7 @@ from onnx import TensorProto, helper
 from saladpipe.data_schemas import RunLayout, parse_config
 from saladpipe.data_schemas.config import ClipChecks, TTSSection, VoiceSpec
 from saladpipe.data_schemas.manifest import Manifest, VoiceEntry
-from saladpipe.pipeline.manifest import write_manifest
+from saladpipe.pipeline.write_manifest import write_manifest
 from saladpipe.tts import EngineOptions, SpeechService, SpokenText, TTSEngine, create_engine
 from saladpipe.tts.piper import resolve_piper_voice
 from saladpipe.tts.registry import describe_voice

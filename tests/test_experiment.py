@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from saladpipe.pipeline.training.experiment import REDUCED_EXPERIMENT
-from saladpipe.pipeline.training.report import BEGIN_MARK, END_MARK
+from bench.experiment_arms import REDUCED_EXPERIMENT
+from bench.experiment_report import BEGIN_MARK, END_MARK
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def test_reduced_experiment_trains_and_evaluates_every_arm(tmp_path: Path) -> No
 def _experiment_script(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """bench/experiment.py with `args`, its models and clips under `cache`; must succeed."""
     done = subprocess.run(
-        [sys.executable, "bench/experiment.py", *args],
+        [sys.executable, "-m", "bench.experiment", *args],
         cwd=REPO,
         env={**os.environ, "SALADPIPE_CACHE": str(cache)},
         capture_output=True,
@@ -98,7 +98,7 @@ def _record(arm: str, seed: int, misalignment: float, accuracy: float) -> dict[s
 
 
 def test_differences_count_only_beyond_the_spread() -> None:
-    from saladpipe.pipeline.training.report import comparison_table
+    from bench.experiment_report import comparison_table
 
     records = [
         *(_record("random", s, 1.0 + 0.01 * s, 0.30 + 0.01 * s) for s in range(3)),

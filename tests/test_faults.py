@@ -16,9 +16,10 @@ import pytest
 from saladpipe.cli import main
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.manifest import Manifest
+from saladpipe.flows import resources
 from saladpipe.flows.artifacts import artifact_key
-from saladpipe.pipeline import resources, synthesize
-from saladpipe.pipeline.shards.verify import verify_run
+from saladpipe.pipeline import synthesize
+from saladpipe.shards.verify import verify_run
 from saladpipe.tts import SpeechService
 from tests.factories import FlakyEngine, small_wordnet_corpus, write_config, write_jsonl
 

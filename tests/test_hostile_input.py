@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from saladpipe.corpora.wordnet import read_glosses
 from saladpipe.data_schemas import RunLayout
 from saladpipe.data_schemas.config import ClipChecks, CorpusSection
-from saladpipe.pipeline.corpora.wordnet import read_glosses
 from saladpipe.pipeline.ingest import (
     IngestStats,
     RawRow,

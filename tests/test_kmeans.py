@@ -13,14 +13,14 @@ from sklearn.metrics import adjusted_mutual_info_score
 
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.io import read_table, write_table
-from saladpipe.pipeline import cluster
-from saladpipe.pipeline.kmeans import (
+from saladpipe.models.kmeans import (
     capacity,
     preferences,
     stable_match,
     train_balanced,
     train_spherical,
 )
+from saladpipe.pipeline import cluster
 
 
 def _mixture(sizes: list[int], dim: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

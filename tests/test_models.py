@@ -13,7 +13,7 @@ from transformers import Gemma2Config, Gemma2ForCausalLM, GPT2Config, GPT2LMHead
 
 from saladpipe.data_schemas.config import ModelSpec
 from saladpipe.data_schemas.errors import SaladpipeError
-from saladpipe.pipeline.models import (
+from saladpipe.models import (
     Qwen2AudioStudent,
     SpeechAdaptedLM,
     TextLM,
@@ -25,8 +25,8 @@ from saladpipe.pipeline.models import (
     resolve_device,
     resolve_dtype,
 )
-from saladpipe.pipeline.models.speech_lm import MANIFEST_FILE
-from saladpipe.pipeline.scoring import DistillationScorer, ScoreItem
+from saladpipe.models.distillation import DistillationScorer, ScoreItem
+from saladpipe.models.speech_lm import MANIFEST_FILE
 from tests.model_factories import (
     OTHER_TEXTS,
     fake_hub_snapshot,

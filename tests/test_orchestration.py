@@ -26,10 +26,10 @@ import pytest
 
 from saladpipe.cli import main
 from saladpipe.data_schemas.layout import RunLayout
-from saladpipe.flows import runners
+from saladpipe.flows import resources, runners
 from saladpipe.flows.deploy import FLOW_NAME
 from saladpipe.flows.server import local_prefect_server
-from saladpipe.pipeline import ledger, resources
+from saladpipe.pipeline import ledger
 from tests.factories import small_wordnet_corpus, write_config, write_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -97,7 +97,7 @@ def test_a_dask_cluster_run_equals_the_single_process_run(
     built_here = dict(resources.built)
 
     def worker_builds() -> dict[str, int]:
-        from saladpipe.pipeline import resources
+        from saladpipe.flows import resources
 
         return dict(resources.built)
 

@@ -21,7 +21,7 @@ from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.flows import runners
 from saladpipe.flows.deploy import next_round_index
-from saladpipe.pipeline.resources import built, once_per_process
+from saladpipe.flows.resources import built, once_per_process
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = '[corpus]\nbuiltin = "wordnet-domains"\n'

@@ -26,7 +26,7 @@ import pytest
 
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.flows.round import KEPT
-from saladpipe.pipeline.shards.verify import verify_run
+from saladpipe.shards.verify import verify_run
 
 pytestmark = pytest.mark.e2e
 

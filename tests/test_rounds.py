@@ -14,11 +14,11 @@ from safetensors.numpy import load_file, save_file
 from saladpipe.cli import main, prepare_run_dir
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.manifest import Manifest
+from saladpipe.flows.resources import cache_dir
+from saladpipe.models.placeholder import ensure_placeholder_models
 from saladpipe.pipeline import ledger
 from saladpipe.pipeline.ingest import corpus_texts
-from saladpipe.pipeline.models.placeholder import ensure_placeholder_models
-from saladpipe.pipeline.resources import cache_dir
-from saladpipe.pipeline.shards.verify import verify_run
+from saladpipe.shards.verify import verify_run
 from tests.factories import small_wordnet_corpus, write_config, write_jsonl
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,8 @@ import pytest
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.config import ModelsSection
 from saladpipe.data_schemas.io import read_table, write_table
+from saladpipe.models.distillation import DistillationScorer
 from saladpipe.pipeline import score
-from saladpipe.pipeline.scoring import DistillationScorer
 from saladpipe.tts.audio import encode
 from tests.model_factories import load_pair, noise, placeholder_dirs
 

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from saladpipe.data_schemas.config import ModelSpec
 from saladpipe.data_schemas.errors import SaladpipeError
-from saladpipe.pipeline import scoring
-from saladpipe.pipeline.models import SpeechAdaptedLM, Teacher, load_student, load_teacher
-from saladpipe.pipeline.scoring import (
+from saladpipe.models import SpeechAdaptedLM, Teacher, load_student, load_teacher
+from saladpipe.models import distillation as scoring
+from saladpipe.models.distillation import (
     DistillationScorer,
     ScoreItem,
     ScoreResult,

@@ -11,13 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from saladpipe.audit.explain import explain
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.config import RunConfig, parse_config
 from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.pipeline import ledger
-from saladpipe.pipeline.explain import explain
 from saladpipe.pipeline.select import (
     SelectInputs,
     SelectOutcome,

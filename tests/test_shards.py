@@ -19,10 +19,10 @@ from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.errors import SchemaError
 from saladpipe.data_schemas.io import read_table, sha256_file
 from saladpipe.data_schemas.manifest import Manifest
-from saladpipe.pipeline.shards.dataset import ShardDataset
-from saladpipe.pipeline.shards.export import PROVENANCE
-from saladpipe.pipeline.shards.verify import verify_run
-from saladpipe.pipeline.shards.writer import ShardLimits, ShardWriter
+from saladpipe.data_schemas.shard_writer import ShardLimits, ShardWriter
+from saladpipe.shards.dataset import ShardDataset
+from saladpipe.shards.export import PROVENANCE
+from saladpipe.shards.verify import verify_run
 from saladpipe.tts.audio import resample
 from tests.factories import E2ERun, ToneEngine, tone_run
 

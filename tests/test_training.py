@@ -20,36 +20,36 @@ import pytest
 import torch
 
 from saladpipe.cli import main
+from saladpipe.corpora.wordnet import Gloss
 from saladpipe.data_schemas.config import ModelSpec, ModelsSection
-from saladpipe.pipeline.builtin_models import (
-    builtin_names,
-    ensure_builtin_models,
-    trained_note,
-    uses_placeholders,
-)
-from saladpipe.pipeline.corpora.wordnet import Gloss
-from saladpipe.pipeline.models import (
+from saladpipe.models import (
     SpeechAdaptedLM,
     Teacher,
     fingerprint_dir,
     load_student,
     load_teacher,
 )
-from saladpipe.pipeline.scoring import STATUS_OK, DistillationScorer
-from saladpipe.pipeline.training.build import REPORT_FILE, ensure_models, read_report
-from saladpipe.pipeline.training.distill import distill, prepare_rows, score_items, scorer_for
-from saladpipe.pipeline.training.evaluate import EvalSet, evaluate, make_eval_set
-from saladpipe.pipeline.training.optim import TRAIN_THREADS, torch_threads
-from saladpipe.pipeline.training.recipe import (
+from saladpipe.models.builtin import (
+    builtin_names,
+    ensure_builtin_models,
+    trained_note,
+    uses_placeholders,
+)
+from saladpipe.models.distillation import STATUS_OK, DistillationScorer
+from saladpipe.training.build import REPORT_FILE, ensure_models, read_report
+from saladpipe.training.distill import distill, prepare_rows, score_items, scorer_for
+from saladpipe.training.evaluate import EvalSet, evaluate, make_eval_set
+from saladpipe.training.new_student import new_student
+from saladpipe.training.optim import TRAIN_THREADS, torch_threads
+from saladpipe.training.recipe import (
     REDUCED_RECIPE,
     DistillRecipe,
     EncoderRecipe,
     TeacherRecipe,
 )
-from saladpipe.pipeline.training.speech import SAMPLE_RATE, SpokenPrefix
-from saladpipe.pipeline.training.student import new_student
-from saladpipe.pipeline.training.teacher import held_out_quality, train_teacher
-from saladpipe.pipeline.training.texts import is_held_out, split_glosses
+from saladpipe.training.speech import SAMPLE_RATE, SpokenPrefix
+from saladpipe.training.teacher import held_out_quality, train_teacher
+from saladpipe.training.texts import is_held_out, split_glosses
 
 # Each first word decides what the animal does and where: the continuation depends on it.
 ANIMALS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 
-from saladpipe.pipeline.corpora.wordnet import DEFAULT_DOMAINS, build_wordnet_corpus
+from saladpipe.corpora.wordnet import DEFAULT_DOMAINS, build_wordnet_corpus
 
 
 def test_default_size_covers_twelve_domains() -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from saladpipe.audit import RunFolder, audit_table, markdown, summarize
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.io import read_table
 from saladpipe.data_schemas.layout import RunLayout
-from saladpipe.pipeline.audit import RunFolder, audit_table, markdown, summarize
 
 
 def artifact_key(run_name: str) -> str:

@@ -2,7 +2,7 @@
 
 The flow only orchestrates: each task calls one pipeline stage on one shard and
 passes paths, never tables. Heavy objects (embedder, TTS voice, teacher and
-student) are built once per worker by `saladpipe.pipeline.resources`.
+student) are built once per worker by `saladpipe.flows.resources`.
 """
 
 from __future__ import annotations
@@ -23,31 +23,30 @@ from prefect.futures import PrefectFuture, wait
 from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
+from saladpipe.corpora import builtin_corpus_path
 from saladpipe.data_schemas.config import RunConfig
 from saladpipe.data_schemas.io import remove_stale_temporaries, write_text_if_changed
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.manifest import Manifest
-from saladpipe.flows import runners
+from saladpipe.data_schemas.shard_writer import ShardLimits
+from saladpipe.flows import resources, runners
 from saladpipe.flows.artifacts import publish_audit_summary
 from saladpipe.flows.completion import CompletionStore, paths_in
 from saladpipe.flows.lock import RunLock
 from saladpipe.flows.server import prefect_api
+from saladpipe.models import builtin as builtin_models
 from saladpipe.pipeline import (
-    builtin_models,
     cluster,
     embed,
     ledger,
     probe,
     propagate,
-    resources,
     score,
     select,
     synthesize,
 )
-from saladpipe.pipeline.corpora import builtin_corpus_path
 from saladpipe.pipeline.ingest import IngestStats, corpus_texts, ingest, input_files
-from saladpipe.pipeline.manifest import scoring_counts, scoring_model_ids, write_manifest
-from saladpipe.pipeline.shards.writer import ShardLimits
+from saladpipe.pipeline.write_manifest import scoring_counts, scoring_model_ids, write_manifest
 
 PLACEHOLDER_WARNING = (
     "teacher/student are PLACEHOLDER models (tiny, random weights, built from configs): "

@@ -18,14 +18,14 @@ import pyarrow as pa
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import atomic_path, write_table
-from saladpipe.pipeline.embed import read_embeddings
-from saladpipe.pipeline.kmeans import (
+from saladpipe.models.kmeans import (
     capacity,
     preferences,
     stable_match,
     train_balanced,
     train_spherical,
 )
+from saladpipe.pipeline.embed import read_embeddings
 
 # faiss trains on at most this many points per centroid; more adds time, not quality.
 MAX_POINTS_PER_CENTROID = 256

@@ -11,7 +11,7 @@ from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.config import BUILTIN_PREFIX, is_builtin
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import read_table, write_table
-from saladpipe.pipeline.progress import Progress
+from saladpipe.progress import Progress
 
 _BUILTIN_EMBEDDERS = {"all-MiniLM-L6-v2"}
 

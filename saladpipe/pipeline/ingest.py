@@ -30,7 +30,7 @@ from saladpipe.data_schemas.config import ClipChecks, CorpusSection
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.data_schemas.layout import RunLayout
-from saladpipe.pipeline.quarantine import quarantine_table
+from saladpipe.data_schemas.quarantine import quarantine_table
 from saladpipe.tts.hygiene import clean_text
 from saladpipe.tts.normalize import normalize_text
 

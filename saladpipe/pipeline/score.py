@@ -22,8 +22,8 @@ import soundfile as sf
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.config import ModelsSection
 from saladpipe.data_schemas.io import read_table, write_table
-from saladpipe.pipeline.progress import Progress
-from saladpipe.pipeline.scoring import STATUS_INVALID_AUDIO, DistillationScorer, ScoreItem
+from saladpipe.models.distillation import STATUS_INVALID_AUDIO, DistillationScorer, ScoreItem
+from saladpipe.progress import Progress
 from saladpipe.tts.audio import decode
 
 # Bumped whenever a change of the scoring code changes what it writes.
@@ -34,7 +34,7 @@ STATUS_NO_AUDIO = "no_audio"
 def scoring_settings(models: ModelsSection) -> dict[str, Any]:
     """The settings that change scores, resolved on this machine (`auto` is another device
     on another machine); batching is not one: scores are batch-invariant."""
-    from saladpipe.pipeline.models.loading import resolve_device, resolve_dtype
+    from saladpipe.models.loading import resolve_device, resolve_dtype
 
     device = resolve_device(models.device)
     return {

@@ -23,10 +23,10 @@ from saladpipe.data_schemas.config import ExcludeSection, RunConfig, SelectSecti
 from saladpipe.data_schemas.errors import ConfigError, SchemaError
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.data_schemas.layout import RunLayout
+from saladpipe.data_schemas.quarantine import quarantine_table
+from saladpipe.models.vectors import EmbeddingLookup
 from saladpipe.pipeline.ledger import STATUS_SYNTHESIZED, read_ledger
 from saladpipe.pipeline.probe import load_pool
-from saladpipe.pipeline.quarantine import quarantine_table
-from saladpipe.pipeline.vector_lookup import EmbeddingLookup
 from saladpipe.selectors import (
     Budget,
     Exclusions,

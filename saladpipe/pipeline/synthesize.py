@@ -17,9 +17,9 @@ import pyarrow as pa
 
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.io import read_table, write_table
-from saladpipe.pipeline.progress import Progress
-from saladpipe.pipeline.quarantine import quarantine_table
-from saladpipe.pipeline.shards.writer import DEFAULT_LIMITS, ShardLimits, ShardWriter
+from saladpipe.data_schemas.quarantine import quarantine_table
+from saladpipe.data_schemas.shard_writer import DEFAULT_LIMITS, ShardLimits, ShardWriter
+from saladpipe.progress import Progress
 from saladpipe.tts import Rejected, SpeechService, SpokenText
 from saladpipe.tts.render import Outcome, Spoken
 

@@ -1,0 +1,151 @@
+"""`saladpipe models build`: the trained teacher and stage-I student, cached by recipe.
+
+Steps: sample teacher texts from every domain (never the held-out glosses), train the
+tokenizer and the teacher, measure held-out perplexity against a unigram model,
+speak the prefixes of glosses of the heard domains only, and distil the student on
+them (stage I). Both models are saved as ordinary model folders (safetensors) and
+load through the same code as any checkpoint. A build is written to a staging
+folder and renamed into place, so a cache entry is either whole or absent; a file
+lock makes a second process wait for the first instead of building twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+from saladpipe import __version__
+from saladpipe.data_schemas.errors import SaladpipeError
+from saladpipe.data_schemas.io import write_text
+from saladpipe.flows.resources import cache_dir
+from saladpipe.models.builtin import TRAINED_NAMES
+from saladpipe.models.loading import Teacher
+from saladpipe.progress import logger
+from saladpipe.training.distill import distill, prepare_rows, scorer_for
+from saladpipe.training.new_student import new_student
+from saladpipe.training.optim import TRAIN_THREADS, cpu_threads, torch_threads
+from saladpipe.training.recipe import DEFAULT_RECIPE, BuildRecipe
+from saladpipe.training.speech import ClipCache, speech_settings, spoken_prefixes
+from saladpipe.training.teacher import held_out_quality, train_teacher
+from saladpipe.training.texts import build_texts
+
+TEACHER_DIR = "teacher"
+STUDENT_DIR = "student"
+REPORT_FILE = "build.json"
+# The builtin model names (`builtin:trained-teacher`) the default recipe's build answers to.
+BUILTIN_TEACHER, BUILTIN_STUDENT = TRAINED_NAMES
+
+
+def build_models(recipe: BuildRecipe, out_dir: Path, cache_root: Path) -> dict[str, Any]:
+    """Train and save teacher and stage-I student under `out_dir`; return the build report."""
+    started = time.monotonic()
+    seed = recipe.seed
+    texts = build_texts(recipe)
+    with torch_threads(TRAIN_THREADS):
+        model, tokenizer = train_teacher(texts.teacher, recipe.teacher, seed)
+        quality = held_out_quality(model, tokenizer, texts.teacher, texts.perplexity)
+        logger.info(
+            "teacher: held-out perplexity %.1f (unigram %.1f) on %d tokens",
+            quality.perplexity,
+            quality.unigram_perplexity,
+            quality.tokens,
+        )
+        teacher_dir = out_dir / TEACHER_DIR
+        model.save_pretrained(teacher_dir)
+        tokenizer.save_pretrained(teacher_dir)
+        trained = time.monotonic()
+        with ClipCache(cache_root, speech_settings(recipe.voice)) as cache:
+            items, speech = spoken_prefixes(texts.stage1, cache, "stage-I prefixes")
+        spoken = time.monotonic()
+        teacher = Teacher(model, tokenizer, "building-teacher")
+        student = new_student(model, tokenizer, recipe.encoder, seed)
+        rows, refused = prepare_rows(scorer_for(teacher, student), items)
+        losses = distill(teacher, student, rows, recipe.stage1, seed, "stage-I distillation")
+        student.save_pretrained(out_dir / STUDENT_DIR)
+    heard = sorted({item.domain for item in items})
+    report = {
+        "saladpipe": __version__,
+        "recipe_key": recipe.key(),
+        "recipe": recipe.as_dict(),
+        "teacher": {"train_texts": len(texts.teacher), **asdict(quality)},
+        "stage1": {
+            "heard_domains": heard,
+            "texts": len(texts.stage1),
+            "spoken": len(items),
+            "speech_rejected": dict(speech.rejected),
+            "trained_rows": len(rows),
+            "refused_rows": dict(refused),
+            "epoch_losses": losses,
+        },
+        "seconds": {
+            "teacher": round(trained - started, 1),
+            "speech": round(spoken - trained, 1),
+            "student": round(time.monotonic() - spoken, 1),
+        },
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+            "cores": cpu_threads(),
+            "torch_threads": TRAIN_THREADS,
+        },
+    }
+    write_text(json.dumps(report, indent=2) + "\n", out_dir / REPORT_FILE)
+    return report
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def built_folder(recipe: BuildRecipe, cache_root: Path) -> Path:
+    return cache_root / "models" / f"trained-{recipe.key()}"
+
+
+def ensure_models(
+    recipe: BuildRecipe = DEFAULT_RECIPE, cache_root: Path | None = None, force: bool = False
+) -> dict[str, Path]:
+    """Folders of the recipe's teacher and student, built first if not cached (or `force`)."""
+    final = built_folder(recipe, cache_root or cache_dir())
+    with _locked(final.with_name(f".{final.name}.lock")):
+        if force and final.is_dir():
+            shutil.rmtree(final)
+        if not (final / REPORT_FILE).is_file():
+            logger.info("building the trained teacher and student (recipe %s)", recipe.key())
+            staging = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
+            try:
+                build_models(recipe, staging, cache_root or cache_dir())
+                shutil.rmtree(final, ignore_errors=True)
+                staging.rename(final)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    return {BUILTIN_TEACHER: final / TEACHER_DIR, BUILTIN_STUDENT: final / STUDENT_DIR}
+
+
+def read_report(folder: Path) -> dict[str, Any]:
+    """The build report of a built folder (the parent of teacher/ and student/)."""
+    path = folder / REPORT_FILE
+    try:
+        report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SaladpipeError(f"cannot read build report {path}: {exc}") from None
+    return report

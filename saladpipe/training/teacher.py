@@ -1,0 +1,142 @@
+"""The teacher: a small GPT-2 and its BPE tokenizer, trained from scratch on glosses.
+
+Each gloss is one sequence from position 0 followed by the end-of-text token,
+exactly as scoring reads a prefix: no beginning-of-text token, no packing. Its
+quality is reported as held-out perplexity next to a unigram model's on the same
+predicted tokens (every token but the first of each gloss, end-of-text included).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
+
+from saladpipe.models.bpe import train_bpe_tokenizer
+from saladpipe.models.text_lm import right_pad
+from saladpipe.progress import Progress
+from saladpipe.training.optim import Trainer, seeded
+from saladpipe.training.recipe import TeacherRecipe
+
+# Sequences sorted by length together, so that batches carry little padding.
+_BUCKET_BATCHES = 20
+
+
+@dataclass(frozen=True)
+class LanguageModelQuality:
+    """Held-out perplexity of the teacher and of a unigram model on the same tokens."""
+
+    perplexity: float
+    unigram_perplexity: float
+    tokens: int
+    texts: int
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text followed by end-of-text, cut to the tokenizer's context."""
+    eos = int(tokenizer.eos_token_id)
+    limit = int(tokenizer.model_max_length)
+    ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=limit)[
+        "input_ids"
+    ]
+    return [[*seq, eos][:limit] for seq in ids]
+
+
+def length_batches(
+    lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None
+) -> Iterator[list[int]]:
+    """Batches of indices of similar length; shuffled (buckets and batches) with `rng`."""
+    order = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
+    span = batch_size * _BUCKET_BATCHES
+    batches: list[list[int]] = []
+    for start in range(0, len(order), span):
+        bucket = sorted(order[start : start + span].tolist(), key=lambda i: (lengths[i], i))
+        batches.extend(bucket[j : j + batch_size] for j in range(0, len(bucket), batch_size))
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    yield from batches
+
+
+def new_teacher(recipe: TeacherRecipe, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
+    """An untrained GPT-2 of the recipe's shape (dropout off: the data is small, not noisy)."""
+    special = int(tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=recipe.hidden,
+        n_layer=recipe.layers,
+        n_head=recipe.heads,
+        n_positions=recipe.context,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=special,
+        eos_token_id=special,
+        pad_token_id=special,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def train_teacher(
+    texts: Sequence[str], recipe: TeacherRecipe, seed: int
+) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
+    """Tokenizer and GPT-2 trained on `texts`; the same texts and seed give the same weights."""
+    tokenizer = train_bpe_tokenizer(texts, recipe.vocab_size, recipe.context)
+    sequences = encode(tokenizer, texts)
+    lengths = [len(s) for s in sequences]
+    rng = np.random.default_rng(seed)
+    per_epoch = math.ceil(len(sequences) / recipe.batch_size)
+    total = max(1, round(recipe.epochs * per_epoch))
+    pad = int(tokenizer.pad_token_id)
+    with seeded(seed):
+        model = new_teacher(recipe, tokenizer)
+    model.train()
+    trainer = Trainer([(list(model.parameters()), recipe.learning_rate)], total, warmup=0.05)
+    done = 0
+    with Progress("train teacher", total, "steps") as progress:
+        while done < total:
+            for batch in length_batches(lengths, recipe.batch_size, rng):
+                ids, mask = (
+                    torch.from_numpy(a) for a in right_pad([sequences[i] for i in batch], pad)
+                )
+                labels = ids.masked_fill(mask == 0, -100)
+                out = model(input_ids=ids, attention_mask=mask, labels=labels)
+                trainer.step(out.loss)
+                done += 1
+                progress.update(1)
+                if done == total:
+                    break
+    return model.eval(), tokenizer
+
+
+@torch.inference_mode()
+def held_out_quality(
+    model: GPT2LMHeadModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train_texts: Sequence[str],
+    held_out_texts: Sequence[str],
+    batch_size: int = 64,
+) -> LanguageModelQuality:
+    """Perplexity of `model` and of an add-one unigram model fitted on `train_texts`."""
+    pad = int(tokenizer.pad_token_id)
+    sequences = [s for s in encode(tokenizer, held_out_texts) if len(s) >= 2]
+    nll = 0.0
+    for batch in length_batches([len(s) for s in sequences], batch_size, None):
+        ids, mask = map(torch.from_numpy, right_pad([sequences[i] for i in batch], pad))
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        log_p = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+        nll -= float(log_p[mask[:, 1:].bool()].sum())
+    counts = np.ones(len(tokenizer), dtype=np.float64)
+    for seq in encode(tokenizer, train_texts):
+        np.add.at(counts, seq, 1.0)
+    log_unigram = np.log(counts / counts.sum())
+    targets = np.concatenate([s[1:] for s in sequences])
+    return LanguageModelQuality(
+        perplexity=math.exp(nll / targets.size),
+        unigram_perplexity=math.exp(-float(log_unigram[targets].mean())),
+        tokens=int(targets.size),
+        texts=len(sequences),
+    )
