@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import adjusted_mutual_info_score  # noqa: E402
 
 from saladpipe.corpora.wordnet import build_wordnet_corpus  # noqa: E402
+from saladpipe.models.embedding import Embedder  # noqa: E402
 from saladpipe.models.kmeans import (  # noqa: E402
     capacity,
     preferences,
@@ -30,7 +31,6 @@ from saladpipe.models.kmeans import (  # noqa: E402
     train_balanced,
     train_spherical,
 )
-from saladpipe.pipeline.embed import Embedder  # noqa: E402
 
 ITERATIONS = 20
 

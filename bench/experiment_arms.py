@@ -29,10 +29,10 @@ import numpy as np
 from saladpipe.corpora.wordnet import Gloss
 from saladpipe.data_schemas.config import ModelSpec, SelectSection
 from saladpipe.models.distillation import STATUS_OK, PreparedRow
+from saladpipe.models.embedding import Embedder
 from saladpipe.models.kmeans import capacity, preferences, stable_match, train_balanced
 from saladpipe.models.loading import Teacher, load_student, load_teacher
 from saladpipe.models.speech_lm import SpeechAdaptedLM
-from saladpipe.pipeline.embed import Embedder
 from saladpipe.progress import logger
 from saladpipe.selectors import Budget, Pool, create_strategy
 from saladpipe.training.build import (

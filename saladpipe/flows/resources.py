@@ -19,7 +19,7 @@ from typing import ParamSpec, TypeVar, cast
 
 from saladpipe.data_schemas.config import ModelsSection, TTSSection
 from saladpipe.models.distillation import DistillationScorer
-from saladpipe.pipeline.embed import Embedder
+from saladpipe.models.embedding import Embedder
 from saladpipe.tts import SpeechService
 
 

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.errors import SchemaError
 from saladpipe.data_schemas.io import read_table
-from saladpipe.pipeline.embed import read_embeddings
+from saladpipe.models.embedding import read_embeddings
 
 
 class EmbeddingLookup:

@@ -18,6 +18,7 @@ import pyarrow as pa
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import atomic_path, write_table
+from saladpipe.models.embedding import read_embeddings
 from saladpipe.models.kmeans import (
     capacity,
     preferences,
@@ -25,7 +26,6 @@ from saladpipe.models.kmeans import (
     train_balanced,
     train_spherical,
 )
-from saladpipe.pipeline.embed import read_embeddings
 
 # faiss trains on at most this many points per centroid; more adds time, not quality.
 MAX_POINTS_PER_CENTROID = 256

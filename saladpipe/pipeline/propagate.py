@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.errors import SaladpipeError, SchemaError
 from saladpipe.data_schemas.io import read_table, write_table
-from saladpipe.pipeline.embed import read_embeddings
+from saladpipe.models.embedding import read_embeddings
 
 _WEIGHT_FLOOR = 1e-6
 

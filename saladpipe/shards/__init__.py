@@ -1,1 +1,1 @@
-"""Trainer-facing shards: writing, streaming, verifying and exporting them."""
+"""Readers of a run's output shards: a PyTorch dataset, exports to Lhotse and NeMo, verify."""

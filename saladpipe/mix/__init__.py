@@ -1,0 +1,1 @@
+"""Training mixes: natural speech, selected synthetic speech and text, drawn by share."""
