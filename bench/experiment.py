@@ -29,7 +29,7 @@ from bench.experiment_arms import (
 )
 from bench.experiment_report import main_table, plot, results_markdown, update_document
 from saladpipe.data_schemas.io import write_text
-from saladpipe.flows.resources import cache_dir
+from saladpipe.data_schemas.layout import cache_dir
 
 PLOT_NAME = "experiments_misalignment.png"
 RESULTS_NAME = "experiments_results.json"

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from saladpipe.corpora.wordnet import Gloss
+from saladpipe.data_schemas.build_report import BuildReport
 from saladpipe.data_schemas.config import ModelSpec, SelectSection
 from saladpipe.models.distillation import STATUS_OK, PreparedRow
 from saladpipe.models.embedding import Embedder
@@ -39,7 +40,6 @@ from saladpipe.training.build import (
     BUILTIN_STUDENT,
     BUILTIN_TEACHER,
     ensure_models,
-    read_report,
 )
 from saladpipe.training.distill import distill, prepare_rows, score_items, scorer_for
 from saladpipe.training.evaluate import EvalSet, Evaluation, evaluate, make_eval_set
@@ -211,7 +211,7 @@ class Experiment:
             with ClipCache(self.cache_root, speech_settings(cfg.build.voice)) as cache:
                 pool, eval_set, replay = self._data(cache, teacher, stage1)
                 results = self._stage1_results(teacher, stage1, pool, eval_set)
-                results.build = read_report(dirs[BUILTIN_TEACHER].parent)
+                results.build = asdict(BuildReport.read(dirs[BUILTIN_TEACHER].parent))
                 for seed in cfg.seeds:
                     for arm in cfg.arms:
                         results.records += self._arm(

@@ -25,7 +25,7 @@ import numpy as np
 from bench.experiment_arms import ExperimentConfig, draw_glosses
 from bench.experiment_report import heard_and_unheard
 from saladpipe.data_schemas.config import ModelSpec
-from saladpipe.flows.resources import cache_dir
+from saladpipe.data_schemas.layout import cache_dir
 from saladpipe.models.loading import load_student, load_teacher
 from saladpipe.models.speech_lm import SpeechAdaptedLM
 from saladpipe.training.build import BUILTIN_STUDENT, BUILTIN_TEACHER, ensure_models

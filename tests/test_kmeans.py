@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import adjusted_mutual_info_score
 
 from saladpipe.data_schemas import tables
+from saladpipe.data_schemas.config import ClusterSection
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.models.kmeans import (
     capacity,
@@ -101,16 +102,16 @@ def test_balanced_assignment_over_shards_writes_aligned_capped_assignments(
 ) -> None:
     """With 1 preference per text most texts find their cluster full: the full-row
     fallback must still place every one of them within the capacity."""
-    monkeypatch.setattr(cluster, "PREFERENCES", near)
+    monkeypatch.setattr(cluster, "NEAREST_KEPT", near)
     vectors, _ = _mixture([300, 50, 50], seed=1)
     shards = _embedding_shards(tmp_path, vectors, 128)
-    centroids = cluster.fit_centroids(shards, 3, 10, 0, tmp_path / "c.npy", "balanced")
+    path = cluster.fit_centroids(shards, ClusterSection(k=3, iterations=10), 0, tmp_path / "c.npy")
+    centroids = np.load(path)
     prefs = [
-        cluster.preferences_shard(s, centroids, tmp_path / f"p-{i}.npz")
-        for i, s in enumerate(shards)
+        cluster.preferences_shard(s, path, tmp_path / f"p-{i}.npz") for i, s in enumerate(shards)
     ]
     outs = [tmp_path / f"a-{i}.parquet" for i in range(len(shards))]
-    cluster.assign_balanced(shards, prefs, centroids, outs)
+    cluster.assign_balanced(shards, prefs, path, outs)
     assert all(p.exists() for p in prefs)  # scratch: the flow deletes it once recorded
     tables_ = [read_table(p, tables.ASSIGNMENTS) for p in outs]
     ids = [t for table in tables_ for t in table.column("text_id").to_pylist()]
@@ -125,9 +126,10 @@ def test_balanced_assignment_over_shards_writes_aligned_capped_assignments(
 def test_plain_assignment_is_the_nearest_centroid(tmp_path: Path) -> None:
     vectors, _ = _mixture([100, 20], seed=2)
     shards = _embedding_shards(tmp_path, vectors, 64)
-    centroids = cluster.fit_centroids(shards, 2, 10, 0, tmp_path / "c.npy", "plain")
-    assert np.array_equal(np.load(tmp_path / "c.npy"), centroids)
+    plain = ClusterSection(k=2, iterations=10, method="plain")
+    path = cluster.fit_centroids(shards, plain, 0, tmp_path / "c.npy")
+    centroids = np.load(path)
     out = tmp_path / "a.parquet"
-    cluster.assign_shard(shards[0], centroids, out)
+    cluster.assign_shard(shards[0], path, out)
     got = read_table(out, tables.ASSIGNMENTS).column("cluster").to_numpy()
     assert np.array_equal(got, np.argmax(vectors[:64] @ centroids.T, axis=1))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from scipy.stats import spearmanr
 
@@ -135,7 +136,8 @@ def _write_run(folder: Path, rng: np.random.Generator) -> dict[str, list[Path]]:
 def test_every_text_of_every_shard_gets_an_estimate(tmp_path: Path) -> None:
     paths = _write_run(tmp_path, np.random.default_rng(2))
     gathered = tmp_path / "probe-embeddings.parquet"
-    assert propagate.write_probe_embeddings(paths["probes"], paths["embeddings"], gathered) == 20
+    assert propagate.write_probe_embeddings(paths["probes"], paths["embeddings"], gathered)
+    assert pq.read_metadata(gathered).num_rows == 20
     probes = propagate.load_scored_probes(paths["scores"], gathered)
     assert len(probes.text_ids) == 19 and "t0" not in probes.text_ids
     outputs = []

@@ -12,9 +12,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from saladpipe.cli import main, prepare_run_dir
-from saladpipe.data_schemas.layout import RunLayout
+from saladpipe.data_schemas.layout import RunLayout, cache_dir
 from saladpipe.data_schemas.manifest import Manifest
-from saladpipe.flows.resources import cache_dir
 from saladpipe.models.placeholder import ensure_placeholder_models
 from saladpipe.pipeline import ledger
 from saladpipe.pipeline.ingest import corpus_texts

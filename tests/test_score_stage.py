@@ -1,4 +1,4 @@
-"""The score stage: one scores shard per probe shard, every probe in it, reused when unchanged."""
+"""The score stage: one scores shard per probe shard, every probe in it, keyed by its models."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pyarrow as pa
 import pytest
 
 from saladpipe.data_schemas import tables
-from saladpipe.data_schemas.config import ModelsSection
+from saladpipe.data_schemas.config import ModelSpec, ModelsSection
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.models.distillation import DistillationScorer
+from saladpipe.models.loading import ScorerSpec
 from saladpipe.pipeline import score
 from saladpipe.tts.audio import encode
 from tests.model_factories import load_pair, noise, placeholder_dirs
@@ -106,9 +107,21 @@ def test_every_probe_gets_a_row_with_its_outcome(
         assert rows[text_id]["misalignment"] is None and rows[text_id]["token_kl"] is None
 
 
-def test_batch_settings_do_not_change_the_scoring_key() -> None:
-    """The settings that key a score task (flows/round.py): batching is not one of them."""
-    small = score.scoring_settings(ModelsSection(device="cpu", batch_size=1, batch_tokens=16))
-    large = score.scoring_settings(ModelsSection(device="cpu"))
-    assert small == large
-    assert score.scoring_settings(ModelsSection(device="cpu", forgetting=False)) != large
+def test_a_score_stage_is_keyed_by_the_weights_it_loads_and_where_it_runs(
+    scorer: DistillationScorer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The scorer spec a score stage is keyed by: the ids of the weights (found without
+    loading them) and the settings as resolved on this machine (`auto` is a device)."""
+    dirs = tuple(sorted(placeholder_dirs(tmp_path_factory.mktemp("placeholders")).items()))
+    models = ModelsSection(
+        teacher=ModelSpec(source="builtin:placeholder-teacher"),
+        student=ModelSpec(source="builtin:placeholder-student"),
+    )
+    spec = ScorerSpec.of(models, dirs)
+    assert spec.model_ids == (scorer.teacher_id, scorer.student_id)
+    assert (
+        dict(spec.settings)["device"] == "cpu" and dict(spec.settings)["dtype"] == "torch.float32"
+    )
+    assert ScorerSpec.of(models.model_copy(update={"forgetting": False}), dirs) != spec
+    built = spec.build()
+    assert (built.teacher_id, built.student_id) == spec.model_ids

@@ -14,7 +14,7 @@ from saladpipe.data_schemas.errors import ConfigError, SchemaError
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.pipeline import probe
-from saladpipe.pipeline.ingest import ingest
+from saladpipe.pipeline.ingest import ingest, split_columns_of
 from tests.factories import write_jsonl
 
 COLUMNS = ProbeSection(split="columns", per_cluster=10)
@@ -46,7 +46,7 @@ def test_columns_split_where_the_corpus_says() -> None:
 
 def _ingest_and_probe(tmp_path: Path, corpus: Path) -> list[dict[str, object]]:
     layout = RunLayout(tmp_path / "run")
-    stats = ingest(CorpusSection(path=corpus), corpus, layout, probe.split_columns(COLUMNS))
+    stats = ingest(CorpusSection(path=corpus), corpus, layout, split_columns_of(COLUMNS))
     texts = pa.concat_tables([read_table(p, tables.CORPUS) for p in stats.shards])
     assignments = pa.table(
         {
@@ -56,8 +56,8 @@ def _ingest_and_probe(tmp_path: Path, corpus: Path) -> list[dict[str, object]]:
         }
     )
     assignment_path = write_table(assignments, tmp_path / "a.parquet", tables.ASSIGNMENTS)
-    splits = probe.split_shards(COLUMNS, stats.shards, layout)
-    assert all(p.is_file() for p in splits)
+    splits = stats.splits
+    assert splits and all(p.is_file() for p in splits)
     pool = probe.load_pool([assignment_path], stats.shards, splits)
     shards = probe.draw_probes(pool, COLUMNS, 0, layout)
     rows = pa.concat_tables([read_table(p, tables.PROBES) for p in shards]).to_pylist()

@@ -21,7 +21,9 @@ import torch
 
 from saladpipe.cli import main
 from saladpipe.corpora.wordnet import Gloss
+from saladpipe.data_schemas.build_report import REPORT_FILE, BuildReport
 from saladpipe.data_schemas.config import ModelSpec, ModelsSection
+from saladpipe.data_schemas.errors import SaladpipeError
 from saladpipe.models import (
     SpeechAdaptedLM,
     Teacher,
@@ -30,13 +32,13 @@ from saladpipe.models import (
     load_teacher,
 )
 from saladpipe.models.builtin import (
+    builtin_dirs,
     builtin_names,
-    ensure_builtin_models,
     trained_note,
     uses_placeholders,
 )
 from saladpipe.models.distillation import STATUS_OK, DistillationScorer
-from saladpipe.training.build import REPORT_FILE, ensure_models, read_report
+from saladpipe.training.build import ensure_models
 from saladpipe.training.distill import distill, prepare_rows, score_items, scorer_for
 from saladpipe.training.evaluate import EvalSet, evaluate, make_eval_set
 from saladpipe.training.new_student import new_student
@@ -211,13 +213,13 @@ def reduced_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_reduced_build_writes_loadable_models_and_a_report(reduced_build: dict[str, Path]) -> None:
-    report = read_report(reduced_build["trained-teacher"].parent)
-    assert report["recipe_key"] == REDUCED_RECIPE.key()
-    stage1 = report["stage1"]
-    assert stage1["heard_domains"] == sorted(REDUCED_RECIPE.heard_domains)
-    assert stage1["texts"] == 2 * REDUCED_RECIPE.stage1_texts_per_domain
-    assert stage1["spoken"] + sum(stage1["speech_rejected"].values()) == stage1["texts"]
-    assert len(stage1["epoch_losses"]) == REDUCED_RECIPE.stage1.epochs
+    report = BuildReport.read(reduced_build["trained-teacher"].parent)
+    assert report.recipe_key == REDUCED_RECIPE.key()
+    stage1 = report.stage1
+    assert stage1.heard_domains == sorted(REDUCED_RECIPE.heard_domains)
+    assert stage1.texts == 2 * REDUCED_RECIPE.stage1_texts_per_domain
+    assert stage1.spoken + sum(stage1.speech_rejected.values()) == stage1.texts
+    assert len(stage1.epoch_losses) == REDUCED_RECIPE.stage1.epochs
     models = ModelsSection(
         teacher=ModelSpec(source="builtin:trained-teacher"),
         student=ModelSpec(source="builtin:trained-student"),
@@ -258,11 +260,13 @@ def test_builtin_trained_names_resolve_through_the_build(reduced_build: dict[str
     def no_corpus() -> list[str]:
         raise AssertionError("the trained builtins do not read the run's corpus")
 
-    dirs = ensure_builtin_models(trained, no_corpus, 0, cache_root, REDUCED_RECIPE)
+    dirs = builtin_dirs(trained, no_corpus, 0, cache_root, reduced_build)
     assert dirs == reduced_build
     note = trained_note(dirs)
     assert note is not None and "noun.animal, noun.food" in note
     assert trained_note({}) is None
+    with pytest.raises(SaladpipeError, match="saladpipe models build"):
+        builtin_dirs(trained, no_corpus, 0, cache_root, {})
 
 
 def test_models_build_command(

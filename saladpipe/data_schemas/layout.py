@@ -10,8 +10,17 @@ clusters and probes are made once, in round 0, and shared by every round.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Where built models and corpora are cached, shared by every run on this machine:
+    $SALADPIPE_CACHE, else ~/.cache/saladpipe."""
+    if configured := os.environ.get("SALADPIPE_CACHE"):
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "saladpipe"
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,29 @@
-"""What `builtin:NAME` model sources resolve to, built on first use and cached.
+"""What `builtin:NAME` model sources resolve to.
 
 Two families share the loading code of any checkpoint folder:
 - the placeholders (`placeholder-teacher`, `placeholder-student`): random weights,
-  built in seconds from the run's corpus and seed, for fast tests only;
+  built here in seconds from the run's corpus and seed, for fast tests only;
 - the trained models (`trained-teacher`, `trained-student`): the default recipe of
-  `saladpipe models build`, minutes to build once, then cached for every run.
+  `saladpipe models build` (an application above the pipeline), minutes to build once,
+  then cached; the entry points build them before a run starts (preflight) and hand
+  their folders in, so nothing below the applications trains a model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from saladpipe.data_schemas.build_report import BuildReport
 from saladpipe.data_schemas.config import BUILTIN_PREFIX, ModelsSection, is_builtin
-
-if TYPE_CHECKING:
-    from saladpipe.training.recipe import BuildRecipe
+from saladpipe.data_schemas.errors import SaladpipeError
 
 PLACEHOLDER_NAMES = ("placeholder-teacher", "placeholder-student")
+PLACEHOLDER_WARNING = (
+    "teacher/student are PLACEHOLDER models (tiny, random weights, built from configs): "
+    "their gap scores carry no meaning. Set models.teacher.source and models.student.source "
+    "to real checkpoints for a real selection."
+)
 TRAINED_NAMES = ("trained-teacher", "trained-student")
 
 
@@ -33,47 +38,55 @@ def uses_placeholders(models: ModelsSection) -> bool:
     return bool(builtin_names(models) & set(PLACEHOLDER_NAMES))
 
 
-def ensure_builtin_models(
+def uses_trained(models: ModelsSection) -> bool:
+    """True when teacher or student is one of the trained builtins (built by preflight)."""
+    return bool(builtin_names(models) & set(TRAINED_NAMES))
+
+
+def builtin_dirs(
     models: ModelsSection,
     texts: Callable[[], Sequence[str]],
     seed: int,
     cache_root: Path,
-    trained_recipe: BuildRecipe | None = None,
+    trained: Mapping[str, Path],
 ) -> dict[str, Path]:
     """Folders of the builtins the config names (an unknown name is left to the loader's
-    error, which lists the known ones); `texts` (the corpus) is read for placeholders only.
-
-    The trained names load the default recipe's build (`trained_recipe` replaces it in
-    tests); the run's seed does not change them, so every run shares one build.
-    """
+    error, which lists the known ones); `texts` (the corpus) is read for placeholders
+    only; `trained` holds the trained builtins' folders as their build left them."""
     names = builtin_names(models)
     dirs: dict[str, Path] = {}
     if names & set(PLACEHOLDER_NAMES):
         from saladpipe.models.placeholder import ensure_placeholder_models
 
         dirs.update(ensure_placeholder_models(cache_root / "models", texts(), seed))
-    if names & set(TRAINED_NAMES):
-        from saladpipe.training.build import ensure_models
-        from saladpipe.training.recipe import DEFAULT_RECIPE
-
-        dirs.update(ensure_models(trained_recipe or DEFAULT_RECIPE, cache_root))
+    for name in sorted(names & set(TRAINED_NAMES)):
+        if name not in trained:
+            raise SaladpipeError(
+                f"builtin:{name} was not built for this run; run `saladpipe models build` "
+                "(saladpipe run builds it on first use)"
+            )
+        dirs[name] = trained[name]
     return dirs
 
 
-def trained_note(dirs: dict[str, Path]) -> str | None:
+def trained_note(dirs: Mapping[str, Path]) -> str | None:
     """What the trained builtins are, for the run's log and manifest (None if unused)."""
     folder = next((dirs[n].parent for n in TRAINED_NAMES if n in dirs), None)
     if folder is None:
         return None
-    from saladpipe.training.build import read_report
-
-    report = read_report(folder)
-    teacher = report["teacher"]
-    stage1 = report["stage1"]
+    report = BuildReport.read(folder)
+    teacher, stage1 = report.teacher, report.stage1
     return (
-        f"teacher/student are the builtin TRAINED models (recipe {report['recipe_key']}): "
+        f"teacher/student are the builtin TRAINED models (recipe {report.recipe_key}): "
         f"a GPT-2 trained on WordNet glosses of every domain (held-out perplexity "
-        f"{teacher['perplexity']:.1f}, unigram {teacher['unigram_perplexity']:.1f}) and a "
-        f"student that heard Piper speech of {', '.join(stage1['heard_domains'])} only; "
+        f"{teacher.perplexity:.1f}, unigram {teacher.unigram_perplexity:.1f}) and a "
+        f"student that heard Piper speech of {', '.join(stage1.heard_domains)} only; "
         "clusters of the other domains are expected at the top of the gap ranking"
     )
+
+
+def model_notes(models: ModelsSection, dirs: Mapping[str, Path]) -> list[str]:
+    """What a run's log and manifest say of its builtin models, if it uses any."""
+    trained = trained_note(dirs)
+    placeholders = [PLACEHOLDER_WARNING] if uses_placeholders(models) else []
+    return ([trained] if trained else []) + placeholders

@@ -37,6 +37,9 @@ from saladpipe.models.loading import Teacher, check_shared_vocabulary
 from saladpipe.models.student import Student
 from saladpipe.models.text_lm import TextLM
 
+# Bumped whenever a change of the scoring code changes what it writes (a resume key).
+SCORER_VERSION = 2
+
 STATUS_OK = "ok"
 STATUS_EMPTY_CONTINUATION = "empty_continuation"
 STATUS_EMPTY_PREFIX = "empty_prefix"

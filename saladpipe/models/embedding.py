@@ -6,14 +6,16 @@ inner product is cosine similarity for k-means, neighbours and near-duplicates.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from saladpipe.data_schemas import tables
-from saladpipe.data_schemas.config import BUILTIN_PREFIX, is_builtin
+from saladpipe.data_schemas.config import BUILTIN_PREFIX, EmbedSection, is_builtin
 from saladpipe.data_schemas.errors import ConfigError
+from saladpipe.data_schemas.heavy import Heavy
 from saladpipe.data_schemas.io import read_table
 
 _BUILTIN_EMBEDDERS = {"all-MiniLM-L6-v2"}
@@ -63,6 +65,17 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class EmbedderSpec(Heavy["Embedder"]):
+    """The configured embedder, built once per worker."""
+
+    embed: EmbedSection
+    kind = "embedder"
+
+    def build(self) -> Embedder:
+        return Embedder(self.embed.model, self.embed.device, self.embed.batch_size)
 
 
 def read_embeddings(path: Path) -> tuple[pa.Array, np.ndarray]:

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from huggingface_hub import snapshot_download, try_to_load_from_cache
@@ -23,8 +24,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from saladpipe.data_schemas.config import BUILTIN_PREFIX, ModelSpec, is_builtin
+from saladpipe.data_schemas.config import BUILTIN_PREFIX, ModelSpec, ModelsSection, is_builtin
 from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
+from saladpipe.data_schemas.heavy import Heavy
 from saladpipe.models.qwen2_audio import Qwen2AudioStudent
 from saladpipe.models.speech_lm import (
     ADAPTER_FILE,
@@ -34,6 +36,9 @@ from saladpipe.models.speech_lm import (
     SpeechAdaptedLM,
 )
 from saladpipe.models.student import Student
+
+if TYPE_CHECKING:
+    from saladpipe.models.distillation import DistillationScorer
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Errors from transformers/huggingface_hub that mean "this source cannot be loaded".
@@ -303,3 +308,78 @@ def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> dict[str, str]:
         for role in ("bos_token", "eos_token", "unk_token")
         if role in mapping
     }
+
+
+BuiltinDirs = tuple[tuple[str, Path], ...]
+
+
+@dataclass(frozen=True)
+class ScorerSpec(Heavy["DistillationScorer"]):
+    """The teacher and student of a config, loaded once per worker, with the ids of their
+    weights and the settings that change scores (both keyed: a new checkpoint at the same
+    path, or another device, scores anew)."""
+
+    models: ModelsSection
+    builtin_dirs: BuiltinDirs
+    model_ids: tuple[str, str]
+    settings: tuple[tuple[str, str], ...]
+    kind = "scorer"
+
+    @classmethod
+    def of(cls, models: ModelsSection, builtin_dirs: BuiltinDirs) -> ScorerSpec:
+        """The spec of `models` on this machine: ids found without loading any weights."""
+        builtin = dict(builtin_dirs)
+        ids = (
+            model_id(models.teacher, "teacher", builtin),
+            model_id(models.student, "student", builtin),
+        )
+        from saladpipe.models.distillation import SCORER_VERSION
+
+        device = resolve_device(models.device)
+        settings = {
+            "version": str(SCORER_VERSION),
+            "device": device.type,
+            "dtype": str(resolve_dtype(models.dtype, device)),
+            "max_tokens": str(models.max_tokens),
+            "forgetting": str(models.forgetting),
+        }
+        return cls(models, builtin_dirs, ids, tuple(sorted(settings.items())))
+
+    def build(self) -> DistillationScorer:
+        from saladpipe.models.distillation import DistillationScorer
+
+        builtin = dict(self.builtin_dirs)
+        models = self.models
+        return DistillationScorer(
+            load_teacher(models.teacher, models.device, models.dtype, builtin),
+            load_student(models.student, models.device, models.dtype, builtin),
+            batch_tokens=models.batch_tokens,
+            batch_size=models.batch_size,
+            max_tokens=models.max_tokens,
+            forgetting=models.forgetting,
+        )
+
+
+@dataclass(frozen=True)
+class TokenizerSpec(Heavy[PreTrainedTokenizerBase]):
+    """The teacher's tokenizer alone (a budget in tokens counts with it), without its model."""
+
+    teacher: ModelSpec
+    builtin_dirs: BuiltinDirs
+    kind = "tokenizer"
+
+    def build(self) -> PreTrainedTokenizerBase:
+        source = _resolve_source(self.teacher, "teacher", dict(self.builtin_dirs))
+        try:
+            tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
+                source.location,
+                revision=None if source.local else self.teacher.revision,
+                trust_remote_code=False,
+                local_files_only=source.local,
+            )
+        except _LOAD_ERRORS as exc:
+            raise SaladpipeError(
+                f"cannot load the tokenizer of teacher model {self.teacher.source!r}: "
+                f"{_first_line(exc)}"
+            ) from None
+        return tokenizer

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from saladpipe.data_schemas import tables
+from saladpipe.data_schemas.config import ClusterSection
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import atomic_path, write_table
 from saladpipe.models.embedding import read_embeddings
@@ -26,22 +27,19 @@ from saladpipe.models.kmeans import (
     train_balanced,
     train_spherical,
 )
+from saladpipe.pipeline.stage import Stage
 
 # faiss trains on at most this many points per centroid; more adds time, not quality.
 MAX_POINTS_PER_CENTROID = 256
 # Nearest centroids kept per text for the balanced pass over the whole pool.
-PREFERENCES = 16
+NEAREST_KEPT = 16
 
 
 def fit_centroids(
-    embedding_shards: list[Path],
-    k: int,
-    iterations: int,
-    seed: int,
-    out_path: Path,
-    method: str = "balanced",
-) -> np.ndarray:
+    embedding_shards: list[Path], cluster: ClusterSection, seed: int, out_path: Path
+) -> Path:
     """Train k spherical centroids on a seeded sample of all embeddings; save them as .npy."""
+    k, iterations = cluster.k, cluster.iterations
     vectors = np.concatenate([read_embeddings(p)[1] for p in embedding_shards])
     if vectors.shape[0] < k:
         raise ConfigError(
@@ -52,11 +50,11 @@ def fit_centroids(
     cap = k * MAX_POINTS_PER_CENTROID
     if vectors.shape[0] > cap:
         vectors = vectors[np.sort(rng.choice(vectors.shape[0], size=cap, replace=False))]
-    train = train_balanced if method == "balanced" else train_spherical
+    train = train_balanced if cluster.method == "balanced" else train_spherical
     centroids = train(vectors, k, iterations, seed)
     with atomic_path(out_path) as tmp, tmp.open("wb") as fh:
         np.save(fh, centroids)
-    return centroids
+    return out_path
 
 
 def _write_assignments(
@@ -73,17 +71,19 @@ def _write_assignments(
     return table.num_rows
 
 
-def assign_shard(embedding_shard: Path, centroids: np.ndarray, out_path: Path) -> int:
+def assign_shard(embedding_shard: Path, centroids_path: Path, out_path: Path) -> Path:
     """Plain: each text of one shard to its most similar centroid; distance = 1 - cosine."""
     text_ids, vectors = read_embeddings(embedding_shard)
-    nearest, similarity = preferences(vectors, centroids, 1)
-    return _write_assignments(text_ids, nearest[:, 0], similarity[:, 0], out_path)
+    nearest, similarity = preferences(vectors, np.load(centroids_path), 1)
+    _write_assignments(text_ids, nearest[:, 0], similarity[:, 0], out_path)
+    return out_path
 
 
-def preferences_shard(embedding_shard: Path, centroids: np.ndarray, out_path: Path) -> Path:
+def preferences_shard(embedding_shard: Path, centroids_path: Path, out_path: Path) -> Path:
     """Balanced, per shard: each text's nearest centroids, for the pool-wide matching."""
     _, vectors = read_embeddings(embedding_shard)
-    choices, similarity = preferences(vectors, centroids, min(PREFERENCES, centroids.shape[0]))
+    centroids = np.load(centroids_path)
+    choices, similarity = preferences(vectors, centroids, min(NEAREST_KEPT, centroids.shape[0]))
     with atomic_path(out_path) as tmp, tmp.open("wb") as fh:
         np.savez(fh, choices=choices, similarity=similarity)
     return out_path
@@ -92,10 +92,11 @@ def preferences_shard(embedding_shard: Path, centroids: np.ndarray, out_path: Pa
 def assign_balanced(
     embedding_shards: list[Path],
     preference_shards: list[Path],
-    centroids: np.ndarray,
+    centroids_path: Path,
     out_paths: list[Path],
 ) -> list[Path]:
     """Balanced, whole pool: match every text to a cluster of at most ceil(N/K) texts."""
+    centroids = np.load(centroids_path)
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     for path in preference_shards:
         with np.load(path) as stored:
@@ -124,6 +125,25 @@ def assign_balanced(
         part = slice(sizes[index], sizes[index + 1])
         _write_assignments(text_ids, assigned[part], chosen[part], out_path)
     return out_paths
+
+
+FIT = Stage("fit-centroids", fit_centroids, reads=("embedding_shards",), keeps=("out_path",))
+ASSIGN = Stage(
+    "assign-shard", assign_shard, reads=("embedding_shard", "centroids_path"), keeps=("out_path",)
+)
+PREFERENCES = Stage(
+    "cluster-preferences-shard",
+    preferences_shard,
+    reads=("embedding_shard", "centroids_path"),
+    keeps=("out_path",),
+)
+BALANCE = Stage(
+    "assign-balanced",
+    assign_balanced,
+    reads=("embedding_shards", "centroids_path"),
+    scratch=("preference_shards",),
+    keeps=("out_paths",),
+)
 
 
 def _rows_of(embedding_shards: list[Path], offsets: list[int], rows: np.ndarray) -> np.ndarray:

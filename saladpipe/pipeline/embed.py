@@ -10,11 +10,12 @@ import pyarrow as pa
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.models.embedding import Embedder
+from saladpipe.pipeline.stage import Stage
 from saladpipe.progress import Progress
 
 
-def embed_shard(corpus_shard: Path, out_path: Path, embedder: Embedder) -> int:
-    """Embed every text of one corpus shard; returns the number of texts."""
+def embed_shard(corpus_shard: Path, out_path: Path, embedder: Embedder) -> Path:
+    """Embed every text of one corpus shard into `out_path`."""
     corpus = read_table(corpus_shard, tables.CORPUS, columns=["text_id", "text"])
     texts = corpus.column("text").to_pylist()
     chunks = []
@@ -27,4 +28,7 @@ def embed_shard(corpus_shard: Path, out_path: Path, embedder: Embedder) -> int:
     column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), embedder.dim)
     table = pa.table({"text_id": corpus.column("text_id"), "embedding": column})
     write_table(table, out_path, tables.embeddings_schema(embedder.dim))
-    return len(texts)
+    return out_path
+
+
+EMBED = Stage("embed-shard", embed_shard, reads=("corpus_shard",), keeps=("out_path",))

@@ -26,11 +26,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from saladpipe.data_schemas import tables
-from saladpipe.data_schemas.config import ClipChecks, CorpusSection
+from saladpipe.data_schemas.config import ClipChecks, CorpusSection, ProbeSection
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.quarantine import quarantine_table
+from saladpipe.pipeline.stage import Stage
 from saladpipe.tts.hygiene import clean_text
 from saladpipe.tts.normalize import normalize_text
 
@@ -74,6 +75,16 @@ class IngestStats:
     # Where each text of a two-column corpus splits, beside its shard (none otherwise).
     splits: list[Path] = field(default_factory=list)
     quarantine_path: Path | None = None
+
+    def counts(self) -> dict[str, int]:
+        """What the manifest counts of ingest."""
+        return {
+            "corpus_rows_read": self.read,
+            "corpus_texts": self.kept,
+            "quarantined_ingest": sum(self.quarantined.values()),
+            "texts_cleaned": self.texts_cleaned,
+            **{f"cleaned_{kind}": n for kind, n in sorted(self.cleaned.items())},
+        }
 
 
 def detect_format(path: Path, configured: str) -> str:
@@ -494,3 +505,24 @@ def corpus_texts(corpus_shards: list[Path]) -> list[str]:
         for path in corpus_shards
         for text in read_table(path, tables.CORPUS, columns=["text"]).column("text").to_pylist()
     ]
+
+
+def split_columns_of(probe: ProbeSection) -> tuple[str, str] | None:
+    """The (prefix, continuation) columns ingest must read, when the split rule is columns."""
+    return (probe.prefix_column, probe.continuation_column) if probe.split == "columns" else None
+
+
+def ingest_corpus(
+    corpus: CorpusSection,
+    probe: ProbeSection,
+    checks: ClipChecks,
+    corpus_path: Path,
+    sources: list[Path],
+    layout: RunLayout,
+) -> IngestStats:
+    """The ingest stage; `sources` are the files `corpus_path` holds (`input_files`), by
+    whose content a resumed run keys it."""
+    return ingest(corpus, corpus_path, layout, split_columns_of(probe), checks)
+
+
+INGEST = Stage("ingest", ingest_corpus, reads=("corpus_path", "sources"))

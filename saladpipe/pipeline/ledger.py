@@ -109,15 +109,24 @@ def finished_rounds(layout: RunLayout) -> list[RoundRecord]:
     return records
 
 
-def read_ledger(layout: RunLayout, before: int | None = None) -> pa.Table:
-    """Every text the finished rounds (those before `before`, if given) selected."""
+def ledger_files(layout: RunLayout, before: int | None = None) -> list[Path]:
+    """The ledger tables of the finished rounds (those before `before`, if given)."""
     rounds = finished_rounds(layout)
     if before is not None:
         rounds = rounds[:before]
-    parts = [read_table(layout.ledger_texts(r.round), tables.LEDGER) for r in rounds]
-    if not parts:
+    return [layout.ledger_texts(r.round) for r in rounds]
+
+
+def ledger_table(paths: list[Path]) -> pa.Table:
+    """Every text the given ledger tables hold, in order."""
+    if not paths:
         return tables.LEDGER.empty_table()
-    return pa.concat_tables(parts)
+    return pa.concat_tables([read_table(p, tables.LEDGER) for p in paths])
+
+
+def read_ledger(layout: RunLayout, before: int | None = None) -> pa.Table:
+    """Every text the finished rounds (those before `before`, if given) selected."""
+    return ledger_table(ledger_files(layout, before))
 
 
 def same_attempt(layout: RunLayout, config: RunConfig) -> bool:
@@ -154,11 +163,6 @@ def check_next_round(layout: RunLayout, config: RunConfig) -> int:
                     "embeddings, clusters and probes"
                 )
     return len(rounds)
-
-
-def round_outputs(layout: RunLayout) -> list[Path]:
-    """The ledger files `record_round` writes for this round."""
-    return [layout.ledger_texts(layout.round_index), layout.ledger_round(layout.round_index)]
 
 
 def clear_unfinished_round(layout: RunLayout) -> list[Path]:
@@ -221,10 +225,12 @@ def ledger_rows(
     )
 
 
-def record_round(layout: RunLayout, record: RoundRecord, rows: pa.Table) -> RoundRecord:
+def write_round(
+    record: RoundRecord, rows: pa.Table, texts_path: Path, record_path: Path
+) -> RoundRecord:
     """Write the round's ledger table, then its record (last: it marks the round finished)."""
-    write_table(rows, layout.ledger_texts(record.round), tables.LEDGER)
+    write_table(rows, texts_path, tables.LEDGER)
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     record = RoundRecord(**{**asdict(record), "inputs": record.inputs, "finished_at": finished})
-    write_text(record.to_json(), layout.ledger_round(record.round))
+    write_text(record.to_json(), record_path)
     return record

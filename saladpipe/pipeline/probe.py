@@ -19,6 +19,7 @@ from saladpipe.data_schemas.errors import SchemaError
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.pipeline.split_columns import read_splits
+from saladpipe.pipeline.stage import Stage
 
 
 def split_text(text: str, cfg: ProbeSection, prefix_chars: int | None = None) -> tuple[str, str]:
@@ -40,18 +41,6 @@ def split_text(text: str, cfg: ProbeSection, prefix_chars: int | None = None) ->
     )
     cut = min(max(1, wanted), len(words) - 1)
     return " ".join(words[:cut]), " ".join(words[cut:])
-
-
-def split_columns(cfg: ProbeSection) -> tuple[str, str] | None:
-    """The (prefix, continuation) columns ingest must read, when the split rule is columns."""
-    return (cfg.prefix_column, cfg.continuation_column) if cfg.split == "columns" else None
-
-
-def split_shards(cfg: ProbeSection, corpus_shards: list[Path], layout: RunLayout) -> list[Path]:
-    """The split positions beside each corpus shard; none unless the split rule is columns."""
-    if cfg.split != "columns":
-        return []
-    return [layout.corpus_splits_shard(i) for i in range(len(corpus_shards))]
 
 
 def load_pool(
@@ -115,3 +104,18 @@ def draw_probes(pool: pa.Table, cfg: ProbeSection, seed: int, layout: RunLayout)
         write_table(probes.slice(start, cfg.shard_rows), path, tables.PROBES)
         paths.append(path)
     return paths
+
+
+def draw_probe_shards(
+    assignments: list[Path],
+    corpus_shards: list[Path],
+    splits: list[Path],
+    probe: ProbeSection,
+    seed: int,
+    layout: RunLayout,
+) -> list[Path]:
+    """The probe stage: the pool as clustered, its probes drawn and written in shards."""
+    return draw_probes(load_pool(assignments, corpus_shards, splits), probe, seed, layout)
+
+
+DRAW = Stage("draw-probes", draw_probe_shards, reads=("assignments", "corpus_shards", "splits"))

@@ -19,9 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from saladpipe.data_schemas import tables
+from saladpipe.data_schemas.config import PropagateSection
 from saladpipe.data_schemas.errors import SaladpipeError, SchemaError
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.models.embedding import read_embeddings
+from saladpipe.pipeline.stage import Stage
 
 _WEIGHT_FLOOR = 1e-6
 
@@ -46,7 +48,7 @@ class Estimates:
 
 def write_probe_embeddings(
     probe_shards: list[Path], embedding_shards: list[Path], out_path: Path
-) -> int:
+) -> Path:
     """Gather the embeddings of every probe text into one table (one pass over the pool)."""
     wanted = {
         text_id
@@ -68,8 +70,7 @@ def write_probe_embeddings(
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
     column = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), dim)
     table = pa.table({"text_id": pa.concat_arrays(ids), "embedding": column})
-    write_table(table, out_path, tables.embeddings_schema(dim))
-    return table.num_rows
+    return write_table(table, out_path, tables.embeddings_schema(dim))
 
 
 def load_scored_probes(score_shards: list[Path], probe_embeddings: Path) -> ScoredProbes:
@@ -151,7 +152,8 @@ def estimate_shard(
     k: int,
     out_path: Path,
 ) -> int:
-    """Write the gap estimate of every text of one assignments shard; returns its rows."""
+    """Write the gap estimate of every text of one assignments shard; returns its rows.
+    (`estimate_gaps` is the stage that reads the scored probes first.)"""
     assignments = read_table(assignments_shard, tables.ASSIGNMENTS, columns=["text_id", "cluster"])
     text_ids, vectors = read_embeddings(embedding_shard)
     if not text_ids.equals(assignments.column("text_id").combine_chunks()):
@@ -176,3 +178,47 @@ def estimate_shard(
     )
     write_table(table, out_path, tables.GAP_ESTIMATES)
     return table.num_rows
+
+
+def estimate_gaps(
+    assignments_shard: Path,
+    embedding_shard: Path,
+    scores: list[Path],
+    probe_embeddings: Path,
+    propagate: PropagateSection,
+    out_path: Path,
+) -> Path:
+    """The gap-estimate stage for one shard of the pool."""
+    probes = load_scored_probes(scores, probe_embeddings)
+    estimate_shard(assignments_shard, embedding_shard, probes, propagate.neighbors, out_path)
+    return out_path
+
+
+def propagation_note(
+    scores: list[Path], probe_embeddings: Path, propagate: PropagateSection
+) -> str:
+    """How well k-NN propagation predicts held-out scored probes, as a manifest note."""
+    probes = load_scored_probes(scores, probe_embeddings)
+    k = propagate.neighbors
+    if len(probes.values) < 3:
+        return f"gap propagation: only {len(probes.values)} scored probes, no held-out check"
+    rho = held_out_rank_correlation(probes, k)
+    return (
+        f"gap propagation: Spearman rank correlation {rho:.3f} between measured and "
+        f"leave-one-out estimated misalignment of {len(probes.values)} scored probes (k = {k})"
+    )
+
+
+GATHER = Stage(
+    "gather-probe-embeddings",
+    write_probe_embeddings,
+    reads=("probe_shards", "embedding_shards"),
+    keeps=("out_path",),
+)
+CHECK = Stage("check-gap-propagation", propagation_note, reads=("scores", "probe_embeddings"))
+ESTIMATE = Stage(
+    "estimate-gaps-shard",
+    estimate_gaps,
+    reads=("assignments_shard", "embedding_shard", "scores", "probe_embeddings"),
+    keeps=("out_path",),
+)

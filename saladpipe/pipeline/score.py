@@ -17,33 +17,21 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import soundfile as sf
 
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.config import ModelsSection
 from saladpipe.data_schemas.io import read_table, write_table
+from saladpipe.models.builtin import builtin_dirs
 from saladpipe.models.distillation import STATUS_INVALID_AUDIO, DistillationScorer, ScoreItem
+from saladpipe.models.loading import BuiltinDirs
+from saladpipe.pipeline.ingest import corpus_texts
+from saladpipe.pipeline.stage import Resource, Stage
 from saladpipe.progress import Progress
 from saladpipe.tts.audio import decode
 
-# Bumped whenever a change of the scoring code changes what it writes.
-SCORER_VERSION = 2
 STATUS_NO_AUDIO = "no_audio"
-
-
-def scoring_settings(models: ModelsSection) -> dict[str, Any]:
-    """The settings that change scores, resolved on this machine (`auto` is another device
-    on another machine); batching is not one: scores are batch-invariant."""
-    from saladpipe.models.loading import resolve_device, resolve_dtype
-
-    device = resolve_device(models.device)
-    return {
-        "version": SCORER_VERSION,
-        "device": device.type,
-        "dtype": str(resolve_dtype(models.dtype, device)),
-        "max_tokens": models.max_tokens,
-        "forgetting": models.forgetting,
-    }
 
 
 def _item(probe: dict[str, Any], clip: dict[str, Any]) -> ScoreItem | None:
@@ -63,8 +51,8 @@ def _list(values: np.ndarray | None) -> list[float] | None:
 
 def score_shard(
     probes_shard: Path, clips_shard: Path, out_path: Path, scorer: DistillationScorer
-) -> pa.Table:
-    """Score every probe of one shard; returns the scores table it wrote."""
+) -> Path:
+    """Score every probe of one shard into `out_path`."""
     probes = read_table(probes_shard, tables.PROBES).to_pylist()
     clips = {row["text_id"]: row for row in read_table(clips_shard, tables.CLIPS).to_pylist()}
     items: list[ScoreItem] = []
@@ -98,6 +86,55 @@ def score_shard(
                 "token_forgetting": None if result is None else _list(result.token_forgetting),
             }
         )
-    table = pa.Table.from_pylist(rows, schema=tables.SCORES)
-    write_table(table, out_path, tables.SCORES)
-    return table
+    return write_table(pa.Table.from_pylist(rows, schema=tables.SCORES), out_path, tables.SCORES)
+
+
+def scoring_counts(probe_shards: list[Path], score_shards: list[Path]) -> dict[str, int]:
+    """How many probes were drawn and how many got a score."""
+    probes = sum(pq.read_metadata(p).num_rows for p in probe_shards)
+    scored = 0
+    for path in score_shards:
+        column = pq.read_table(path, columns=["misalignment"]).column("misalignment")
+        scored += len(column) - column.null_count
+    return {"probes": probes, "probes_scored": scored}
+
+
+def scoring_model_ids(score_shards: list[Path]) -> dict[str, str]:
+    """Teacher and student ids as the scores recorded them."""
+    for path in score_shards:
+        table = pq.read_table(path, columns=["teacher_id", "student_id"])
+        if table.num_rows:
+            return {
+                "teacher": table["teacher_id"][0].as_py(),
+                "student": table["student_id"][0].as_py(),
+            }
+    return {}
+
+
+def builtin_model_dirs(
+    models: ModelsSection,
+    corpus_shards: list[Path],
+    seed: int,
+    cache_root: Path,
+    trained: BuiltinDirs,
+) -> BuiltinDirs:
+    """The folders of the builtin models the config names: placeholders built from the
+    corpus on first use, the trained ones as their build left them (`models/builtin.py`)."""
+    dirs = builtin_dirs(
+        models, lambda: corpus_texts(corpus_shards), seed, cache_root, dict(trained)
+    )
+    return tuple(sorted(dirs.items()))
+
+
+BUILTIN_MODELS = Stage(
+    "build-builtin-models",
+    builtin_model_dirs,
+    reads=("corpus_shards", "cache_root", "trained"),
+)
+SCORE = Stage(
+    "score-probes",
+    score_shard,
+    reads=("probes_shard", "clips_shard"),
+    keeps=("out_path",),
+    resource=Resource.SCORING,
+)

@@ -19,14 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from saladpipe.data_schemas import tables
-from saladpipe.data_schemas.config import ExcludeSection, RunConfig, SelectSection
+from saladpipe.data_schemas.config import ClusterSection, ExcludeSection, SelectSection
 from saladpipe.data_schemas.errors import ConfigError, SchemaError
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.quarantine import quarantine_table
 from saladpipe.models.vectors import EmbeddingLookup
-from saladpipe.pipeline.ledger import STATUS_SYNTHESIZED, read_ledger
+from saladpipe.pipeline.ledger import STATUS_SYNTHESIZED, ledger_table
 from saladpipe.pipeline.probe import load_pool
+from saladpipe.pipeline.stage import Stage
 from saladpipe.selectors import (
     Budget,
     Exclusions,
@@ -98,13 +99,17 @@ def cluster_gaps(pool_clusters: np.ndarray, k: int, scores: pa.Table) -> Cluster
 
 @dataclass(frozen=True)
 class SelectInputs:
-    """The files a round selects from."""
+    """The files a round selects from: the pool, this round's scores and per-text gap
+    estimates (none: every text carries its cluster's gap), the probe clips, and the
+    ledger tables of earlier rounds."""
 
     corpus: list[Path]
     assignments: list[Path]
     embeddings: list[Path]
     scores: list[Path]
     clips: list[Path]
+    estimates: list[Path] = field(default_factory=list)
+    ledger: list[Path] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -119,16 +124,11 @@ class SelectOutcome:
     speech_rate: SpeechRate
     notes: list[str]
     counts: dict[str, int]
+    files: tuple[Path, ...] = ()  # what it wrote: the selection, cluster statistics, skips
 
 
-def selection_outputs(layout: RunLayout) -> list[Path]:
-    """The files a round's selection writes (the quarantine one only when it excludes)."""
-    return [layout.selection(layout.round_index), layout.cluster_stats, layout.quarantine("select")]
-
-
-def text_gaps(layout: RunLayout, shards: int, text_ids: pa.Array) -> tuple[np.ndarray | None, str]:
+def text_gaps(paths: list[Path], text_ids: pa.Array) -> tuple[np.ndarray | None, str]:
     """Per-text gap estimates of this round, when propagation wrote them for every shard."""
-    paths = [layout.gap_estimates_shard(i) for i in range(shards)]
     if not paths or not all(p.is_file() for p in paths):
         return None, (
             "no per-text gap estimates for this round: every text carries its cluster's gap"
@@ -239,12 +239,15 @@ def _rows_of(text_ids: pa.Array, wanted: pa.Array) -> np.ndarray:
 
 def select_round(
     inputs: SelectInputs,
-    config: RunConfig,
+    select: SelectSection,
+    cluster: ClusterSection,
+    seed: int,
     layout: RunLayout,
-    tokens: TokenCounter | None = None,
+    tokenizer: Any | None = None,
 ) -> SelectOutcome:
-    """Pick this round's texts; write the selection, the cluster statistics and the skips."""
-    cfg, k, round_index = config.select, config.cluster.k, layout.round_index
+    """Pick this round's texts; write the selection, the cluster statistics and the skips.
+    `tokenizer` (the teacher's) counts a budget in tokens."""
+    cfg, k, round_index = select, cluster.k, layout.round_index
     strategy = create_strategy(cfg)
     table = load_pool(inputs.assignments, inputs.corpus)
     text_ids = table.column("text_id").combine_chunks()
@@ -253,7 +256,6 @@ def select_round(
     gaps = cluster_gaps(clusters, k, scores)
     notes = list(gaps.notes)
     measured = gaps.filled()
-    seed = config.run.seed
     gap_used = explored_gaps(
         gaps.gap_mean,
         gaps.gap_std,
@@ -262,10 +264,10 @@ def select_round(
         cfg.exploration_weight,
         np.random.default_rng([seed, round_index, 1]),
     )
-    own_gap, gap_note = text_gaps(layout, len(inputs.assignments), text_ids)
+    own_gap, gap_note = text_gaps(inputs.estimates, text_ids)
     notes.append(gap_note)
 
-    ledger = read_ledger(layout, before=round_index)
+    ledger = ledger_table(inputs.ledger)
     earlier = pc.is_in(text_ids, value_set=ledger.column("text_id").combine_chunks())
     earlier_mask = np.asarray(earlier.to_numpy(zero_copy_only=False), dtype=bool)
     exclusions = find_configured_exclusions(cfg.exclude, text_ids, clusters, k)
@@ -275,6 +277,7 @@ def select_round(
     lookup = EmbeddingLookup(inputs.embeddings, text_ids) if needs_vectors else None
     pool = Pool(clusters, gap_used, own_gap, eligible, lookup)
     rate = speech_rate(inputs.clips, ledger)
+    tokens = None if tokenizer is None else token_counter(tokenizer)
     budget = make_budget(cfg, table.column("text"), rate, tokens)
     dedup = None
     if cfg.near_duplicate_threshold is not None and lookup is not None:
@@ -282,9 +285,13 @@ def select_round(
     picks = strategy.select(pool, budget, np.random.default_rng([seed, round_index]), dedup)
 
     own = own_gap if own_gap is not None else measured[clusters]
-    _write_selection(layout, table, picks, measured, own, strategy.name)
-    _write_cluster_stats(layout, gaps, pool, picks, gap_used, exclusions)
+    files = [
+        _write_selection(layout, table, picks, measured, own, strategy.name),
+        _write_cluster_stats(layout, gaps, pool, picks, gap_used, exclusions),
+    ]
     skipped = _write_skipped(layout, table, exclusions, picks, earlier_mask, cfg)
+    if skipped["excluded"] or skipped["near_duplicate"]:
+        files.append(layout.quarantine("select"))
     notes.extend(_pool_notes(gaps, pool, exclusions, int(earlier_mask.sum())))
     notes.extend(picks.notes)
     notes.append(f"round {round_index}: spent {picks.spent:.6g} of {budget.limit:g} {budget.unit}")
@@ -314,6 +321,7 @@ def select_round(
             "cluster_size_min": int(counts.min()),
             "cluster_size_max": int(counts.max()),
         },
+        files=tuple(files),
     )
 
 
@@ -324,7 +332,7 @@ def _write_selection(
     measured: np.ndarray,
     own_gap: np.ndarray,
     strategy: str,
-) -> None:
+) -> Path:
     rows = picks.indices
     chosen = table.take(pa.array(rows))
     picked_clusters = table.column("cluster").to_numpy()[rows]
@@ -342,7 +350,7 @@ def _write_selection(
             "rank": pa.array(np.arange(rows.size, dtype=np.int64)),
         }
     )
-    write_table(selection, layout.selection(layout.round_index), tables.SELECTION)
+    return write_table(selection, layout.selection(layout.round_index), tables.SELECTION)
 
 
 def _write_cluster_stats(
@@ -352,7 +360,7 @@ def _write_cluster_stats(
     picks: Picks,
     gap_used: np.ndarray,
     exclusions: Exclusions,
-) -> None:
+) -> Path:
     k = pool.num_clusters
     stats = pa.table(
         {
@@ -373,7 +381,7 @@ def _write_cluster_stats(
             ),
         }
     )
-    write_table(stats, layout.cluster_stats, tables.CLUSTER_STATS)
+    return write_table(stats, layout.cluster_stats, tables.CLUSTER_STATS)
 
 
 def _write_skipped(
@@ -445,3 +453,6 @@ def _pool_notes(gaps: ClusterGaps, pool: Pool, exclusions: Exclusions, earlier: 
 def read_selection(path: Path) -> pa.Table:
     """The selection of one round, in rank order."""
     return read_table(path, tables.SELECTION)
+
+
+SELECT = Stage("select", select_round, reads=("inputs",))

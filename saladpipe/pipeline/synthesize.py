@@ -16,10 +16,13 @@ from typing import Any
 import pyarrow as pa
 
 from saladpipe.data_schemas import tables
+from saladpipe.data_schemas.config import OutputSection
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.data_schemas.quarantine import quarantine_table
 from saladpipe.data_schemas.shard_writer import DEFAULT_LIMITS, ShardLimits, ShardWriter
-from saladpipe.progress import Progress
+from saladpipe.pipeline.select import read_selection
+from saladpipe.pipeline.stage import Resource, Stage
+from saladpipe.progress import Progress, logger
 from saladpipe.tts import Rejected, SpeechService, SpokenText
 from saladpipe.tts.render import Outcome, Spoken
 
@@ -75,8 +78,9 @@ def _audio_columns(clips: list[SpokenText], audio_format: str) -> dict[str, Any]
 
 def synthesize_probe_shard(
     probes_shard: Path, out_path: Path, quarantine_path: Path, speech: SpeechService
-) -> SynthesisResult:
-    """Speak the prefix of every probe of one shard; the scorer reads these clips."""
+) -> Path:
+    """Speak the prefix of every probe of one shard into `out_path` (the clips the scorer
+    reads); a prefix without a clip goes to `quarantine_path` with the reason."""
     probes = read_table(probes_shard, tables.PROBES, columns=["text_id", "prefix_text"])
     items = list(
         zip(
@@ -90,7 +94,7 @@ def synthesize_probe_shard(
     columns["spoken_text"] = [c.text for c in result.clips]
     write_table(pa.table(columns), out_path, tables.CLIPS)
     _write_quarantine("probe_tts", result, quarantine_path, probes_shard.name)
-    return result
+    return out_path
 
 
 def synthesize_output_shard(
@@ -122,17 +126,46 @@ def synthesize_output_shard(
     return replace(result, paths=tuple(write_shard(pa.table(columns), out_path, limits)))
 
 
-def quarantine_failed_slice(
-    selection: pa.Table, out_path: Path, quarantine_path: Path, detail: str
-) -> None:
-    """A shard task that kept failing: every row of its slice goes to quarantine
-    (`task_failed`) and whatever an attempt left of its shard goes."""
+def synthesize_selection_slice(
+    selection_path: Path,
+    start: int,
+    stop: int,
+    output: OutputSection,
+    out_path: Path,
+    quarantine_path: Path,
+    speech: SpeechService,
+) -> tuple[list[Path], int]:
+    """The output stage for rows [start, stop) of the round's selection: the shard files
+    it wrote and how many clips they hold."""
+    selection = read_selection(selection_path).slice(start, stop - start)
+    limits = ShardLimits.from_mb(output.max_shard_mb, output.row_group_mb)
+    result = synthesize_output_shard(selection, out_path, quarantine_path, speech, limits)
+    logger.info(
+        "%s: %d clips, %.1f s of audio, %d quarantined",
+        out_path.name,
+        len(result.clips),
+        result.audio_seconds,
+        len(result.rejected),
+    )
+    return list(result.paths), len(result.clips)
+
+
+def quarantine_failed_slice(arguments: dict[str, Any], detail: str) -> tuple[list[Path], int]:
+    """An output stage that kept failing: every row of its slice goes to quarantine
+    (`task_failed`, with the error as detail) and whatever an attempt left of its shard
+    goes; the run goes on without them, and a resumed run tries them again."""
+    start, stop = arguments["start"], arguments["stop"]
+    selection = read_selection(arguments["selection_path"]).slice(start, stop - start)
+    out_path: Path = arguments["out_path"]
     write_shard(tables.SHARD.empty_table(), out_path, DEFAULT_LIMITS)
     rejected = [
         Rejected(text_id, text, "task_failed", detail)
         for text_id, text in _id_text_pairs(selection)
     ]
-    _write_quarantine("tts", SynthesisResult([], rejected), quarantine_path, out_path.name)
+    _write_quarantine(
+        "tts", SynthesisResult([], rejected), arguments["quarantine_path"], out_path.name
+    )
+    return [], 0
 
 
 def _id_text_pairs(selection: pa.Table) -> list[tuple[str, str]]:
@@ -170,3 +203,20 @@ def _write_quarantine(stage: str, result: SynthesisResult, path: Path, source: s
         write_table(quarantine_table(stage, records), path, tables.QUARANTINE)
     else:
         path.unlink(missing_ok=True)  # an earlier attempt's, which this one supersedes
+
+
+SPEAK_PROBES = Stage(
+    "synthesize-probes",
+    synthesize_probe_shard,
+    reads=("probes_shard",),
+    keeps=("out_path", "quarantine_path"),
+    resource=Resource.TTS,
+)
+SPEAK_SELECTION = Stage(
+    "synthesize-shard",
+    synthesize_selection_slice,
+    reads=("selection_path",),
+    keeps=("out_path", "quarantine_path"),
+    resource=Resource.TTS,
+    give_up=quarantine_failed_slice,
+)

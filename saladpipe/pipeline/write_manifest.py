@@ -15,6 +15,10 @@ from saladpipe.data_schemas.config import RunConfig
 from saladpipe.data_schemas.io import sha256_file, write_text
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.manifest import Manifest, QuarantineEntry, ShardEntry, VoiceEntry
+from saladpipe.pipeline.ledger import RoundInputs
+from saladpipe.pipeline.score import scoring_counts, scoring_model_ids
+from saladpipe.pipeline.select import SelectOutcome
+from saladpipe.pipeline.stage import Stage
 from saladpipe.tts.voices import check_voices
 
 _VERSIONED = (
@@ -66,28 +70,6 @@ def quarantine_entry(root: Path, path: Path) -> QuarantineEntry:
     )
 
 
-def scoring_counts(probe_shards: list[Path], score_shards: list[Path]) -> dict[str, int]:
-    """How many probes were drawn and how many got a score."""
-    probes = sum(pq.read_metadata(p).num_rows for p in probe_shards)
-    scored = 0
-    for path in score_shards:
-        column = pq.read_table(path, columns=["misalignment"]).column("misalignment")
-        scored += len(column) - column.null_count
-    return {"probes": probes, "probes_scored": scored}
-
-
-def scoring_model_ids(score_shards: list[Path]) -> dict[str, str]:
-    """Teacher and student ids as the scores recorded them."""
-    for path in score_shards:
-        table = pq.read_table(path, columns=["teacher_id", "student_id"])
-        if table.num_rows:
-            return {
-                "teacher": table["teacher_id"][0].as_py(),
-                "student": table["student_id"][0].as_py(),
-            }
-    return {}
-
-
 def voice_entries(config: RunConfig) -> list[VoiceEntry]:
     """The run's voices as its config names them, resolved without loading a model."""
     return [
@@ -114,8 +96,10 @@ def write_manifest(
     counts: dict[str, int],
     notes: list[str],
     flow_run_id: str | None = None,
+    out_path: Path | None = None,
 ) -> Manifest:
-    """Describe the finished run; written last, so its presence means the run completed."""
+    """Describe the finished run; written last (to `out_path`, by default the layout's), so
+    its presence means the run completed."""
     quarantine = (
         sorted(layout.quarantine_dir.glob("*.parquet")) if layout.quarantine_dir.exists() else []
     )
@@ -141,5 +125,47 @@ def write_manifest(
         notes=[*notes, *nondeterministic_notes(voices), *failed_tasks],
         prefect_flow_run_id=flow_run_id,
     )
-    write_text(manifest.to_json(), layout.manifest)
+    write_text(manifest.to_json(), out_path or layout.manifest)
     return manifest
+
+
+def write_round_manifest(
+    config: RunConfig,
+    layout: RunLayout,
+    all_shards: list[Path],
+    round_shards: list[Path],
+    synthesized: int,
+    probe_shards: list[Path],
+    scores: list[Path],
+    pool: RoundInputs,
+    outcome: SelectOutcome,
+    notes: list[str],
+    out_path: Path,
+    flow_run_id: str | None,
+) -> Manifest:
+    """The manifest stage: the folder as its latest round leaves it (`all_shards`: every
+    round's; counts and notes of this round), written last to `out_path`."""
+    counts = {
+        **pool.counts,
+        "clusters": config.cluster.k,
+        "round": layout.round_index,
+        **outcome.counts,
+        "synthesized": synthesized,
+        "shards": len(round_shards),
+        **scoring_counts(probe_shards, scores),
+    }
+    models = {
+        **scoring_model_ids(scores),
+        "embedder": config.embed.model,
+        "tts": ", ".join(f"{v.engine}:{v.voice or 'default'}" for v in config.tts.voice_specs()),
+    }
+    return write_manifest(config, layout, all_shards, models, counts, notes, flow_run_id, out_path)
+
+
+MANIFEST = Stage(
+    "write-manifest",
+    write_round_manifest,
+    reads=("all_shards", "round_shards", "probe_shards", "scores"),
+    keeps=("out_path",),
+    unkeyed=("flow_run_id",),
+)

@@ -12,7 +12,6 @@ lock makes a second process wait for the first instead of building twice.
 from __future__ import annotations
 
 import fcntl
-import json
 import platform
 import shutil
 import tempfile
@@ -21,15 +20,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
 import transformers
 
 from saladpipe import __version__
-from saladpipe.data_schemas.errors import SaladpipeError
-from saladpipe.data_schemas.io import write_text
-from saladpipe.flows.resources import cache_dir
+from saladpipe.data_schemas.build_report import (
+    REPORT_FILE,
+    BuildReport,
+    Stage1Report,
+    TeacherReport,
+)
+from saladpipe.data_schemas.layout import cache_dir
 from saladpipe.models.builtin import TRAINED_NAMES
 from saladpipe.models.loading import Teacher
 from saladpipe.progress import logger
@@ -43,12 +45,11 @@ from saladpipe.training.texts import build_texts
 
 TEACHER_DIR = "teacher"
 STUDENT_DIR = "student"
-REPORT_FILE = "build.json"
 # The builtin model names (`builtin:trained-teacher`) the default recipe's build answers to.
 BUILTIN_TEACHER, BUILTIN_STUDENT = TRAINED_NAMES
 
 
-def build_models(recipe: BuildRecipe, out_dir: Path, cache_root: Path) -> dict[str, Any]:
+def build_models(recipe: BuildRecipe, out_dir: Path, cache_root: Path) -> BuildReport:
     """Train and save teacher and stage-I student under `out_dir`; return the build report."""
     started = time.monotonic()
     seed = recipe.seed
@@ -75,34 +76,34 @@ def build_models(recipe: BuildRecipe, out_dir: Path, cache_root: Path) -> dict[s
         losses = distill(teacher, student, rows, recipe.stage1, seed, "stage-I distillation")
         student.save_pretrained(out_dir / STUDENT_DIR)
     heard = sorted({item.domain for item in items})
-    report = {
-        "saladpipe": __version__,
-        "recipe_key": recipe.key(),
-        "recipe": recipe.as_dict(),
-        "teacher": {"train_texts": len(texts.teacher), **asdict(quality)},
-        "stage1": {
-            "heard_domains": heard,
-            "texts": len(texts.stage1),
-            "spoken": len(items),
-            "speech_rejected": dict(speech.rejected),
-            "trained_rows": len(rows),
-            "refused_rows": dict(refused),
-            "epoch_losses": losses,
-        },
-        "seconds": {
+    report = BuildReport(
+        saladpipe=__version__,
+        recipe_key=recipe.key(),
+        recipe=recipe.as_dict(),
+        teacher=TeacherReport(train_texts=len(texts.teacher), **asdict(quality)),
+        stage1=Stage1Report(
+            heard_domains=heard,
+            texts=len(texts.stage1),
+            spoken=len(items),
+            speech_rejected=dict(speech.rejected),
+            trained_rows=len(rows),
+            refused_rows=dict(refused),
+            epoch_losses=losses,
+        ),
+        seconds={
             "teacher": round(trained - started, 1),
             "speech": round(spoken - trained, 1),
             "student": round(time.monotonic() - spoken, 1),
         },
-        "versions": {
+        versions={
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "python": platform.python_version(),
             "cores": cpu_threads(),
             "torch_threads": TRAIN_THREADS,
         },
-    }
-    write_text(json.dumps(report, indent=2) + "\n", out_dir / REPORT_FILE)
+    )
+    report.write(out_dir)
     return report
 
 
@@ -139,13 +140,3 @@ def ensure_models(
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     return {BUILTIN_TEACHER: final / TEACHER_DIR, BUILTIN_STUDENT: final / STUDENT_DIR}
-
-
-def read_report(folder: Path) -> dict[str, Any]:
-    """The build report of a built folder (the parent of teacher/ and student/)."""
-    path = folder / REPORT_FILE
-    try:
-        report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SaladpipeError(f"cannot read build report {path}: {exc}") from None
-    return report

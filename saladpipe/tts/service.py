@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from saladpipe.data_schemas.config import TTSSection
+from saladpipe.data_schemas.heavy import Heavy
 from saladpipe.tts.asr import Transcriber, character_error_rate
 from saladpipe.tts.audio import decode
 from saladpipe.tts.base import EngineOptions, VoiceInfo
@@ -193,3 +194,17 @@ class SpeechService:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class SpeechSpec(Heavy[SpeechService]):
+    """The run's voices in their worker processes, started once per worker and closed when
+    the run ends; `seed` is the run's, from which every text's seed is drawn."""
+
+    tts: TTSSection
+    audio_format: str
+    seed: int
+    kind = "speech_service"
+
+    def build(self) -> SpeechService:
+        return SpeechService(self.tts, self.audio_format, self.seed)

@@ -3,9 +3,10 @@
 A deployment's parameters must be plain JSON, and its flow is imported afresh for
 every run, so the deployed flow takes the config's path (and `--set` overrides) and
 reads it at each run: an edit to the file, such as a newer student checkpoint,
-applies from the next run on. Each run adds one round to the run folder: round 0 in
-a new folder, then the next round of its ledger (re-scored with the configured
-student, a fresh budget, nothing picked twice). The round itself is the
+applies from the next run on. Each run goes through the same pre-flight check as
+`saladpipe run` (a bad strategy fails before ingest) and adds one round to the run
+folder: round 0 in a new folder, then the next round of its ledger (re-scored with the
+configured student, a fresh budget, nothing picked twice). The round itself is the
 `saladpipe-round` flow, run as a subflow with the configured task runner.
 """
 
@@ -15,38 +16,24 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
+from saladpipe.audit.artifacts import publish_audit_summary
+from saladpipe.cli.preflight import Folder, preflight
 from saladpipe.data_schemas.config import RunConfig, load_config
-from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.flows.round import run_round
 from saladpipe.flows.server import prefect_api
-from saladpipe.pipeline import ledger
 
 FLOW_NAME = "saladpipe-scheduled-round"
-
-
-def next_round_index(layout: RunLayout, config: RunConfig) -> int:
-    """0 for a folder without a finished round (a new one, or this config's unfinished
-    attempt, which is resumed), else the next round of its ledger."""
-    if ledger.finished_rounds(layout):
-        return ledger.check_next_round(layout, config)
-    content = layout.root.exists() and any(p != layout.state for p in layout.root.iterdir())
-    if content and not ledger.same_attempt(layout, config):
-        raise ConfigError(
-            f"run folder {layout.root} holds files of another config and no finished round; "
-            "point run.output_dir at a new folder"
-        )
-    return 0
 
 
 @flow(name=FLOW_NAME)
 def scheduled_round(config_path: str, overrides: list[str] | None = None) -> dict[str, int]:
     """Read the config now and add one round to its run folder; returns the round's counts."""
-    config = load_config(Path(config_path), overrides or [])
-    layout = RunLayout(config.output_path())
-    round_index = next_round_index(layout, config)
-    get_run_logger().info("%s: round %d in %s", config_path, round_index, layout.root)
-    return dict(run_round(config, round_index).manifest.counts)
+    ready = preflight(load_config(Path(config_path), overrides or []), Folder.SCHEDULED)
+    layout = RunLayout(ready.config.output_path())
+    get_run_logger().info("%s: round %d in %s", config_path, ready.round_index, layout.root)
+    result = run_round(ready.config, ready.round_index, ready.trained, publish_audit_summary)
+    return dict(result.manifest.counts)
 
 
 def serve_rounds(

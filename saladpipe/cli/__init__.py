@@ -14,8 +14,8 @@ from importlib import resources as importlib_resources
 from pathlib import Path
 
 from saladpipe import __version__
-from saladpipe.cli_audit import add_audit_commands
-from saladpipe.cli_models import add_models_commands
+from saladpipe.cli.audit import add_audit_commands
+from saladpipe.cli.models import add_models_commands
 from saladpipe.data_schemas.config import RunConfig, load_config, parse_config
 from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
 from saladpipe.data_schemas.layout import RunLayout
@@ -30,76 +30,33 @@ def default_config(overrides: Sequence[str] = ()) -> RunConfig:
     return parse_config(text, "the embedded default", Path.cwd(), list(overrides))
 
 
-def prepare_run_dir(layout: RunLayout, overwrite: bool, config: RunConfig | None = None) -> bool:
-    """Refuse to mix a new run into a folder that holds another run's files; True when
-    the folder holds an attempt at this very config (round 0), which is then resumed.
-
-    A new run starts a new ledger and drops the completion records; the Prefect
-    database in state/ is kept.
-    """
-    if not layout.root.exists():
-        return False
-    content = [p for p in layout.root.iterdir() if p.name != layout.state.name]
-    if not content:
-        return False
-    if not overwrite:
-        from saladpipe.pipeline.ledger import finished_rounds, same_attempt
-
-        if (
-            config is not None
-            and same_attempt(layout, config)
-            and len(finished_rounds(layout)) <= 1
-        ):
-            return True
-        raise ConfigError(
-            f"run folder {layout.root} is not empty and holds no attempt at this config "
-            "to resume; choose another --output-dir, pass --overwrite, or add a round "
-            "with --next-round"
-        )
-    import shutil
-
-    for path in content:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    shutil.rmtree(layout.ledger_dir, ignore_errors=True)
-    shutil.rmtree(layout.done_dir, ignore_errors=True)
-    return False
-
-
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.set) if args.config else default_config(args.set)
     if args.output_dir is not None:
         run = config.run.model_copy(update={"output_dir": args.output_dir.resolve()})
         config = config.model_copy(update={"run": run})
-    # Fail on names the config validator cannot know (registries, voices, licences) before
-    # anything runs.
-    from saladpipe.selectors import create_strategy
-    from saladpipe.tts.voices import check_voices
-
-    create_strategy(config.select)
-    check_voices(config.tts)
-    layout = RunLayout(config.output_path())
-    round_index = 0
-    if args.next_round:
-        from saladpipe.pipeline.ledger import check_next_round
-
-        if args.overwrite:
-            raise ConfigError("--next-round adds to a run folder; it cannot go with --overwrite")
-        round_index = check_next_round(layout, config)
-    else:
-        from saladpipe.flows.lock import RunLock
-
-        with RunLock(layout.state):
-            if prepare_run_dir(layout, args.overwrite, config):
-                print(f"resuming the unfinished or finished run in {layout.root}", file=sys.stderr)
-
+    if args.next_round and args.overwrite:
+        raise ConfigError("--next-round adds to a run folder; it cannot go with --overwrite")
+    from saladpipe.audit.artifacts import publish_audit_summary
+    from saladpipe.cli.preflight import Folder, preflight
     from saladpipe.flows.round import run_round
 
-    result = run_round(config, round_index)
+    folder = (
+        Folder.NEXT_ROUND
+        if args.next_round
+        else Folder.OVERWRITE
+        if args.overwrite
+        else Folder.NEW_OR_RESUME
+    )
+    ready = preflight(config, folder)
+    if ready.resuming and not args.next_round:
+        print(f"resuming the unfinished or finished run in {config.output_path()}", file=sys.stderr)
+    result = run_round(config, ready.round_index, ready.trained, publish_audit_summary)
     counts = result.manifest.counts
     print(
-        f"run {config.run.name} round {round_index}: {counts['synthesized']} of "
+        f"run {config.run.name} round {ready.round_index}: {counts['synthesized']} of "
         f"{counts['selected']} selected texts in {counts['shards']} shards; "
-        f"manifest {layout.manifest}"
+        f"manifest {RunLayout(config.output_path()).manifest}"
     )
     return 0
 
@@ -114,14 +71,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise ConfigError(f"--cron {args.cron!r}: {reason}") from None
-    # The same early checks as `run`: a bad name fails now, not at the first scheduled run.
-    from saladpipe.selectors import create_strategy
-    from saladpipe.tts.voices import check_voices
+    from saladpipe.cli.deployment import serve_rounds
+    from saladpipe.cli.preflight import Folder, preflight
 
-    create_strategy(config.select)
-    check_voices(config.tts)
-    from saladpipe.flows.deploy import serve_rounds
-
+    # The checks of every scheduled run, once now: a bad name fails before serving.
+    preflight(config, Folder.SCHEDULED, build_models=False)
     serve_rounds(config, args.config.resolve(), args.set, args.cron, args.name or config.run.name)
     return 0
 
@@ -296,7 +250,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SaladpipeError as exc:
         print(f"saladpipe: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,13 +12,9 @@ RECIPES = ("default", "reduced")
 
 
 def _build(args: argparse.Namespace) -> int:
-    from saladpipe.flows.resources import cache_dir
-    from saladpipe.training.build import (
-        BUILTIN_STUDENT,
-        BUILTIN_TEACHER,
-        ensure_models,
-        read_report,
-    )
+    from saladpipe.data_schemas.build_report import BuildReport
+    from saladpipe.data_schemas.layout import cache_dir
+    from saladpipe.training.build import BUILTIN_STUDENT, BUILTIN_TEACHER, ensure_models
     from saladpipe.training.recipe import DEFAULT_RECIPE, REDUCED_RECIPE
 
     if args.seed < 0:
@@ -28,19 +24,19 @@ def _build(args: argparse.Namespace) -> int:
         logging.basicConfig(format="%(message)s")
     recipe = (DEFAULT_RECIPE if args.recipe == "default" else REDUCED_RECIPE).with_seed(args.seed)
     dirs = ensure_models(recipe, args.cache or cache_dir(), force=args.force)
-    report = read_report(dirs[BUILTIN_TEACHER].parent)
-    teacher, stage1 = report["teacher"], report["stage1"]
+    report = BuildReport.read(dirs[BUILTIN_TEACHER].parent)
+    teacher, stage1 = report.teacher, report.stage1
     print(f"teacher: {dirs[BUILTIN_TEACHER]}")
     print(
-        f"  held-out perplexity {teacher['perplexity']:.1f} "
-        f"(unigram {teacher['unigram_perplexity']:.1f}) on {teacher['tokens']} tokens; "
-        f"trained on {teacher['train_texts']} glosses"
+        f"  held-out perplexity {teacher.perplexity:.1f} "
+        f"(unigram {teacher.unigram_perplexity:.1f}) on {teacher.tokens} tokens; "
+        f"trained on {teacher.train_texts} glosses"
     )
     print(f"student: {dirs[BUILTIN_STUDENT]}")
-    heard = ", ".join(stage1["heard_domains"])
+    heard = ", ".join(stage1.heard_domains)
     print(
-        f"  stage I: {stage1['trained_rows']} spoken prefixes of {heard}, "
-        f"final loss {stage1['epoch_losses'][-1]:.4f}"
+        f"  stage I: {stage1.trained_rows} spoken prefixes of {heard}, "
+        f"final loss {stage1.epoch_losses[-1]:.4f}"
     )
     if recipe == DEFAULT_RECIPE:
         print('used by models.teacher = { source = "builtin:trained-teacher" } (and -student)')
