@@ -4,8 +4,8 @@ Five runs of the same reduced embedded default, each in a fresh process (imports
 model loads and TTS worker start-up included, as in `saladpipe run`), all recording
 to one local Prefect server started here (its start-up is printed apart):
 
-- direct: the round-0 stages called one after another as plain functions (each task's
-  function, `Task.fn`, so exactly the code a task runs), no Prefect at all;
+- direct: the round-0 stages called one after another in this process
+  (`InProcessExecutor`: the same stage list and code as the flow's tasks), no Prefect;
 - prefect-1: the `saladpipe-round` flow with a one-thread task runner (THREAD_WORKERS = 1
   in that process): Prefect's own cost (task runs, states, logs and artifacts sent to
   the server), shards one at a time as in `direct`;
@@ -53,91 +53,23 @@ MODES = {
 }
 
 
-def _timed(times: dict[str, float], task: Any, *args: Any) -> Any:
-    """Call the function of `task` (a Prefect task) and add its seconds to its stage."""
-    start = time.perf_counter()
-    result = task.fn(*args)
-    times[task.name] = times.get(task.name, 0.0) + time.perf_counter() - start
-    return result
-
-
 def run_direct(config: Any) -> dict[str, float]:
-    """Round 0 of `salad_round` with each task's function called in turn, without Prefect."""
-    from prefect.logging import disable_run_logger
-
+    """Round 0's stages called in turn in this process, without Prefect: exactly the code
+    the flow's tasks run (the same stage list, another executor), timed per stage."""
+    from saladpipe.cli.preflight import trained_models
     from saladpipe.data_schemas.layout import RunLayout
     from saladpipe.flows import resources
-    from saladpipe.flows import round as r
-    from saladpipe.pipeline import ledger, select
+    from saladpipe.flows.executor import InProcessExecutor
+    from saladpipe.flows.round import round_stages
 
-    layout = RunLayout(config.output_path()).for_round(0)
+    layout = RunLayout(config.output_path())
     layout.state.mkdir(parents=True, exist_ok=True)
-    t: dict[str, float] = {}
-    with disable_run_logger():
-        corpus = _timed(t, r.ingest_task, config, layout).shards
-        embeddings = [
-            _timed(t, r.embed_task, config, s, layout.embeddings_shard(i))
-            for i, s in enumerate(corpus)
-        ]
-        centroids = _timed(t, r.fit_task, config, embeddings, layout.centroids)
-        preferences = [
-            _timed(t, r.preferences_task, config, e, centroids, layout.cluster_preferences(i))
-            for i, e in enumerate(embeddings)
-        ]
-        paths = [layout.assignments_shard(i) for i in range(len(embeddings))]
-        assignments = _timed(t, r.balance_task, config, embeddings, preferences, centroids, paths)
-        probes = _timed(t, r.probes_task, config, assignments, corpus, layout)
-        clips = [
-            _timed(
-                t,
-                r.probe_tts_task,
-                config,
-                p,
-                layout.probe_clips_shard(i),
-                layout.quarantine("probe_tts", i),
-            )
-            for i, p in enumerate(probes)
-        ]
-        pool = ledger.RoundInputs.of(
-            layout.root, corpus, embeddings, assignments, probes, clips, {"corpus_texts": 0}
-        )
-        dirs = _timed(t, r.builtin_models_task, config, corpus)
-        scores = [
-            _timed(t, r.score_task, config, p, c, layout.scores_shard(i), dirs)
-            for i, (p, c) in enumerate(zip(probes, clips, strict=True))
-        ]
-        vectors = _timed(
-            t, r.probe_embeddings_task, config, probes, embeddings, layout.probe_embeddings
-        )
-        _timed(t, r.propagation_check_task, config, scores, vectors)
-        for i, (a, e) in enumerate(zip(assignments, embeddings, strict=True)):
-            _timed(t, r.gaps_task, config, a, e, scores, vectors, layout.gap_estimates_shard(i))
-        inputs = select.SelectInputs(corpus, assignments, embeddings, scores, clips)
-        outcome = _timed(t, r.select_task, config, inputs, layout, dirs)
-        rows = config.output.shard_rows
-        starts = range(0, outcome.selected, rows)
-        quarantine = [layout.quarantine("tts", i) for i in range(len(starts))]
-        outputs = [
-            _timed(
-                t,
-                r.shard_task,
-                config,
-                layout.selection(0),
-                start,
-                min(start + rows, outcome.selected),
-                layout.output_shard(i),
-                quarantine[i],
-            )
-            for i, start in enumerate(starts)
-        ]
-        shards = [p for made, _ in outputs for p in made]
-        _timed(t, r.record_task, config, layout, pool, outcome, shards, quarantine, scores)
-        counts = {**outcome.counts, "synthesized": sum(n for _, n in outputs)}
-        _timed(
-            t, r.manifest_task, config, layout, shards, probes, scores, counts, outcome.notes, None
-        )
-    resources.close_speech_services()
-    return t
+    run = InProcessExecutor(layout)
+    try:
+        round_stages(run, config, trained_models(config), None)
+    finally:
+        resources.close_all()
+    return run.seconds
 
 
 def stage_spans(flow_run_id: str) -> dict[str, float]:
@@ -164,8 +96,9 @@ def one(mode: str, sets: list[str], output_dir: Path) -> dict[str, Any]:
     """One measured run in this process; what the parent prints."""
     import_start = time.perf_counter()
     from saladpipe.cli import default_config
-    from saladpipe.flows import round as r
+    from saladpipe.cli.preflight import trained_models
     from saladpipe.flows import runners
+    from saladpipe.flows.launch import run_round
 
     config = default_config([*sets, *MODES[mode], f'run.output_dir="{output_dir}"'])
     imported = time.perf_counter() - import_start
@@ -176,7 +109,7 @@ def one(mode: str, sets: list[str], output_dir: Path) -> dict[str, Any]:
     else:
         if mode == "prefect-1":
             runners.THREAD_WORKERS = 1
-        result = r.run_round(config, 0)
+        result = run_round(config, 0, trained_models(config))
         wall = time.perf_counter() - start
         stages = stage_spans(str(result.manifest.prefect_flow_run_id))
     return {"mode": mode, "import_s": imported, "wall_s": wall, "stages": stages}
@@ -184,18 +117,14 @@ def one(mode: str, sets: list[str], output_dir: Path) -> dict[str, Any]:
 
 def warm_caches(sets: list[str], output_dir: Path) -> None:
     """Build the builtin corpus and models once, so that no measured run pays for it."""
-    from prefect.logging import disable_run_logger
-
     from saladpipe.cli import default_config
-    from saladpipe.data_schemas.layout import RunLayout
-    from saladpipe.flows import round as r
+    from saladpipe.cli.preflight import trained_models
+    from saladpipe.data_schemas.layout import cache_dir
+    from saladpipe.pipeline import ingest
 
     config = default_config([*sets, f'run.output_dir="{output_dir}"'])
-    layout = RunLayout(output_dir)
-    layout.state.mkdir(parents=True, exist_ok=True)
-    with disable_run_logger():
-        stats = r.ingest_task.fn(config, layout)
-        r.builtin_models_task.fn(config, stats.shards)
+    ingest.corpus_location(config.corpus, config.run.seed, cache_dir())
+    trained_models(config)
 
 
 def measure(mode: str, sets: list[str], root: Path, env: dict[str, str]) -> dict[str, Any]:

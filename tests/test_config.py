@@ -122,7 +122,7 @@ def test_a_non_empty_run_folder_is_refused(
 
 
 def test_overwrite_clears_the_run_folder_but_keeps_its_state(tmp_path: Path) -> None:
-    from saladpipe.cli import prepare_run_dir
+    from saladpipe.cli.preflight import Folder, choose_round
     from saladpipe.data_schemas import RunLayout
 
     layout = RunLayout(tmp_path / "r")
@@ -131,7 +131,8 @@ def test_overwrite_clears_the_run_folder_but_keeps_its_state(tmp_path: Path) -> 
     (layout.root / "manifest.json").write_text("{}")
     layout.state.mkdir()
     (layout.state / "keep").write_text("server db")
-    prepare_run_dir(layout, overwrite=True)
+    config = parse_config('[corpus]\nbuiltin = "wordnet-domains"\n', "test", layout.root)
+    assert choose_round(layout, config, Folder.OVERWRITE) == (0, False)
     assert [p.name for p in layout.root.iterdir()] == ["state"]
     assert (layout.state / "keep").exists()
 

@@ -13,24 +13,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from saladpipe.audit.artifacts import artifact_key
 from saladpipe.cli import main
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.manifest import Manifest
-from saladpipe.flows import resources
-from saladpipe.flows.artifacts import artifact_key
 from saladpipe.pipeline import synthesize
 from saladpipe.shards.verify import verify_run
 from saladpipe.tts import SpeechService
+from saladpipe.tts.service import SpeechSpec
 from tests.factories import FlakyEngine, small_wordnet_corpus, write_config, write_jsonl
 
 pytestmark = pytest.mark.e2e
 
 
-def _flaky_service(tts: Any, audio_format: str, seed: int) -> SpeechService:
-    key = (tts, audio_format, seed)
-    if key not in resources._speech:  # closed with the run like the real ones
-        resources._speech[key] = SpeechService(tts, audio_format, seed, factory=FlakyEngine)
-    return resources._speech[key]
+def _flaky_service(spec: SpeechSpec) -> SpeechService:
+    """The run's voices made to fail on a share of texts (built and closed like the real)."""
+    return SpeechService(spec.tts, spec.audio_format, spec.seed, factory=FlakyEngine)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +59,7 @@ def faulty_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         return real(selection, out_path, *args)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(resources, "speech_service", _flaky_service)
+        patch.setattr(SpeechSpec, "build", _flaky_service)
         patch.setattr(synthesize, "synthesize_output_shard", failing_shards)
         code = main(["run", str(config)])
     return {"code": code, "layout": layout, "calls": calls}

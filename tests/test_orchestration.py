@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from saladpipe.cli import main
+from saladpipe.cli.deployment import FLOW_NAME
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.flows import resources, runners
-from saladpipe.flows.deploy import FLOW_NAME
 from saladpipe.flows.server import local_prefect_server
 from saladpipe.pipeline import ledger
 from tests.factories import small_wordnet_corpus, write_config, write_jsonl
@@ -176,7 +176,7 @@ def test_serve_registers_a_cron_deployment_whose_run_adds_a_round(
         assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
         assert all(s.active for s in deployment.schedules)
         assert deployment.parameters == {"config_path": str(config.resolve()), "overrides": []}
-        assert deployment.entrypoint == "saladpipe.flows.deploy.scheduled_round"
+        assert deployment.entrypoint == "saladpipe.cli.deployment.scheduled_round"
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             flow_run = run_deployment(name, timeout=300)
         assert flow_run.state is not None and flow_run.state.is_completed(), log_path.read_text()

@@ -6,6 +6,7 @@ import importlib.util
 import inspect
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
 from saladpipe.cli import main
+from saladpipe.cli.preflight import Folder, choose_round
 from saladpipe.data_schemas.config import PrefectSection, parse_config
 from saladpipe.data_schemas.errors import ConfigError
+from saladpipe.data_schemas.heavy import Heavy
 from saladpipe.data_schemas.layout import RunLayout
-from saladpipe.flows import runners
-from saladpipe.flows.deploy import next_round_index
-from saladpipe.flows.resources import built, once_per_process
+from saladpipe.flows import resources, runners
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = '[corpus]\nbuiltin = "wordnet-domains"\n'
@@ -107,21 +108,33 @@ def test_remote_workers_and_a_loopback_server_are_warned_about() -> None:
     assert runners.unreachable_server_warning(here, own_server=True) is None
 
 
-def test_threads_asking_at_once_share_one_build() -> None:
-    @once_per_process
-    def slow_model(name: str) -> object:
+@dataclass(frozen=True)
+class SlowModel(Heavy[object]):
+    """A heavy object that takes a while to build, as a model does."""
+
+    name: str
+    kind = "slow_model"
+
+    def build(self) -> object:
         time.sleep(0.2)
         return object()
 
+
+def test_threads_asking_at_once_share_one_build() -> None:
     got: list[object] = []
-    threads = [threading.Thread(target=lambda: got.append(slow_model("m"))) for _ in range(6)]
+    threads = [
+        threading.Thread(target=lambda: got.append(resources.obtain(SlowModel("m"))))
+        for _ in range(6)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert len(got) == 6 and all(g is got[0] for g in got)
-    assert built["slow_model"] == 1
-    assert slow_model("other") is not got[0] and built["slow_model"] == 2
+    assert resources.built["slow_model"] == 1
+    assert resources.obtain(SlowModel("other")) is not got[0]
+    assert resources.built["slow_model"] == 2
+    assert resources.obtain(SlowModel("m")) is got[0]  # an equal spec: the same object
 
 
 def test_serve_refuses_a_bad_cron_and_a_missing_one(
@@ -141,12 +154,12 @@ def test_serve_refuses_a_bad_cron_and_a_missing_one(
 def test_a_scheduled_run_picks_round_0_and_refuses_a_foreign_folder(tmp_path: Path) -> None:
     config = parse_config(BASE, "test", tmp_path, [f'run.output_dir="{tmp_path / "run"}"'])
     layout = RunLayout(tmp_path / "run")
-    assert next_round_index(layout, config) == 0  # no folder yet
+    assert choose_round(layout, config, Folder.SCHEDULED) == (0, False)  # no folder yet
     layout.state.mkdir(parents=True)
-    assert next_round_index(layout, config) == 0  # only a Prefect database
+    assert choose_round(layout, config, Folder.SCHEDULED) == (0, False)  # a Prefect database
     (layout.root / "stray.parquet").write_bytes(b"")
-    with pytest.raises(ConfigError, match="holds files of another config"):
-        next_round_index(layout, config)
+    with pytest.raises(ConfigError, match="holds no attempt at this config"):
+        choose_round(layout, config, Folder.SCHEDULED)
 
 
 def test_prefect_yaml_names_an_existing_flow_and_its_parameters() -> None:

@@ -11,7 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from saladpipe.cli import main, prepare_run_dir
+from saladpipe.cli import main
+from saladpipe.cli.preflight import Folder, choose_round
+from saladpipe.data_schemas.config import RunConfig, parse_config
 from saladpipe.data_schemas.layout import RunLayout, cache_dir
 from saladpipe.data_schemas.manifest import Manifest
 from saladpipe.models.placeholder import ensure_placeholder_models
@@ -146,12 +148,17 @@ def test_next_round_refuses_a_changed_pool_and_misuse(
     assert "no finished round" in capsys.readouterr().err
 
 
+def _config(layout: RunLayout) -> RunConfig:
+    text = f'[run]\noutput_dir = "{layout.root}"\n[corpus]\nbuiltin = "wordnet-domains"\n'
+    return parse_config(text, "test", layout.root)
+
+
 def test_overwrite_starts_a_new_ledger_and_keeps_the_prefect_database(tmp_path: Path) -> None:
     layout = RunLayout(tmp_path / "run")
     layout.ledger_dir.mkdir(parents=True)
     layout.ledger_round(0).write_text("{}")
     (layout.state / "prefect").mkdir()
     (layout.root / "manifest.json").write_text("{}")
-    prepare_run_dir(layout, overwrite=True)
+    assert choose_round(layout, _config(layout), Folder.OVERWRITE) == (0, False)
     assert not layout.ledger_dir.exists() and (layout.state / "prefect").is_dir()
     assert not (layout.root / "manifest.json").exists()

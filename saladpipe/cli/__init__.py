@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--next-round adds to a run folder; it cannot go with --overwrite")
     from saladpipe.audit.artifacts import publish_audit_summary
     from saladpipe.cli.preflight import Folder, preflight
-    from saladpipe.flows.round import run_round
+    from saladpipe.flows.launch import run_round
 
     folder = (
         Folder.NEXT_ROUND

@@ -20,7 +20,7 @@ from saladpipe.audit.artifacts import publish_audit_summary
 from saladpipe.cli.preflight import Folder, preflight
 from saladpipe.data_schemas.config import RunConfig, load_config
 from saladpipe.data_schemas.layout import RunLayout
-from saladpipe.flows.round import run_round
+from saladpipe.flows.launch import run_round
 from saladpipe.flows.server import prefect_api
 
 FLOW_NAME = "saladpipe-scheduled-round"

@@ -7,8 +7,7 @@ its path and its content (sha256, cached per file version: `data_schemas/digests
 an input with other bytes invalidates what was computed from it, an input rewritten
 with the same bytes (a task redone after a kill, a corpus rebuilt in a fresh cache)
 does not. Arguments naming files the task writes are keyed by path alone, and so are
-its scratch inputs: files an earlier task made only for this one, which this one's
-other inputs determine and which are deleted once it has finished.
+its scratch inputs (what a stage declares: `pipeline/stage.py`).
 
 A record holds the task's return value and the versions of the files it keeps; it is
 used only while each of those files still holds the bytes it recorded. Prefect's own
@@ -33,9 +32,6 @@ from saladpipe.data_schemas.config import WHERE_NOT_WHAT, RunConfig
 from saladpipe.data_schemas.digests import DigestCache, FileVersion
 from saladpipe.data_schemas.io import atomic_path
 from saladpipe.data_schemas.layout import RunLayout
-
-# Arguments that name files a task writes: keyed by path, since they change as it runs.
-OUTPUT_ARGUMENTS = frozenset({"out_path", "out_paths", "quarantine_path"})
 
 
 def _digest(value: Any, h: Any, digests: DigestCache) -> None:
@@ -91,9 +87,9 @@ def task_key(
     unkeyed: Iterable[str] = (),
 ) -> str:
     """sha256 of the task's name, source and arguments: input files by path and content,
-    output files (`OUTPUT_ARGUMENTS`) and the arguments named in `by_path` by path alone;
+    the arguments named in `by_path` (files it writes, scratch files) by path alone, and
     `unkeyed` arguments (which attempt asks, such as a flow run id) not at all."""
-    named = OUTPUT_ARGUMENTS | set(by_path)
+    named = set(by_path)
     skipped = set(unkeyed)
     h = hashlib.sha256(name.encode())
     h.update(_source(fn).encode())

@@ -11,13 +11,15 @@ of its rows instead of a failed run.
 
 from __future__ import annotations
 
+import logging
+import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 from prefect.futures import wait
 from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
@@ -27,6 +29,7 @@ from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.flows import resources
 from saladpipe.flows.completion import CompletionStore, paths_in
 from saladpipe.pipeline.stage import Resource, Stage
+from saladpipe.progress import logger
 
 R = TypeVar("R")
 
@@ -40,9 +43,14 @@ RETRY_BACKOFF_S = 2.0
 
 def check_declared(stage: Stage[Any], arguments: Mapping[str, Any]) -> None:
     """Every argument that holds a file is declared as read, kept or scratch: a stage
-    cannot read a file that its resume key does not know about."""
+    cannot read a file that its resume key does not know about. (A layout names where the
+    stage writes; a heavy spec is keyed as a whole.)"""
     declared = {*stage.reads, *stage.keeps, *stage.scratch, *stage.unkeyed}
-    files = [name for name, value in arguments.items() if any(paths_in(value))]
+    files = [
+        name
+        for name, value in arguments.items()
+        if not isinstance(value, RunLayout | Heavy) and any(paths_in(value))
+    ]
     if undeclared := sorted(set(files) - declared):
         raise TypeError(f"stage {stage.name}: file arguments {undeclared} are not declared")
 
@@ -61,7 +69,7 @@ def execute(stage: Stage[R], layout: RunLayout, arguments: dict[str, Any]) -> R:
     key = call_key(store, stage, arguments)
     done = store.lookup(stage.name, key)
     if done is not None:
-        get_run_logger().info("%s: %s", stage.name, KEPT)
+        run_logger().info("%s: %s", stage.name, KEPT)
         _remove_scratch(stage, arguments)  # what a kill right after the record left
         result: R = done.result
         return result
@@ -71,13 +79,21 @@ def execute(stage: Stage[R], layout: RunLayout, arguments: dict[str, Any]) -> R:
         if stage.give_up is None or task_run.get_run_count() <= TASK_RETRIES:
             raise
         detail = f"{stage.name} failed {TASK_RETRIES + 1} times: {type(exc).__name__}: {exc}"
-        get_run_logger().error("%s; its rows go to quarantine", detail)
+        run_logger().error("%s; its rows go to quarantine", detail)
         given_up: R = stage.give_up(arguments, detail)
         return given_up  # not recorded: a resumed run tries it again
     kept = [*paths_in(result), *(p for name in stage.keeps for p in paths_in(arguments[name]))]
     store.record(stage.name, key, result, kept)
     _remove_scratch(stage, arguments)
     return result
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The task's or flow's Prefect logger inside a run; saladpipe's logger outside one."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger
 
 
 def _built(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -91,33 +107,58 @@ def _remove_scratch(stage: Stage[Any], arguments: Mapping[str, Any]) -> None:
             path.unlink(missing_ok=True)
 
 
-@dataclass
-class Executor:
-    """Runs the stages of one round of one run folder with the round's concurrency tags."""
+class Executor(ABC):
+    """Runs the stages of one round of one run folder; the flow's only view of execution."""
 
-    layout: RunLayout
-    tags: Mapping[Resource, tuple[str, ...]]
-    _tasks: dict[str, Task[..., Any]] = field(default_factory=dict)
+    def __init__(self, layout: RunLayout) -> None:
+        self.layout = layout
 
     def run(self, stage: Stage[R], **arguments: Any) -> R:
-        """One call, as a task; its result once it has finished."""
-        return self.map(stage, [arguments])[0]
+        """One call; its result once it has finished."""
+        return self._calls(stage, [arguments])[0]
 
-    def map(self, stage: Stage[R], calls: Sequence[dict[str, Any]]) -> list[R]:
-        """One task per call (per shard), submitted together so the task runner runs them at
-        once; their results in order once every one has finished: a failed call raises only
-        after the others have written theirs, so a resumed run finds them."""
-        for arguments in calls:
-            check_declared(stage, arguments)
-        prefect_task = self._task(stage)
-        futures = [prefect_task.submit(stage, self.layout, arguments) for arguments in calls]
-        wait(futures)
-        return [future.result() for future in futures]
+    def map(self, stage: Stage[R], shards: Mapping[str, Sequence[Any]], **shared: Any) -> list[R]:
+        """One call per shard: the i-th call gets the i-th item of every list in `shards`
+        and every `shared` argument as it is."""
+        columns = list(shards.values())
+        if len({len(column) for column in columns}) > 1:
+            raise ValueError(f"stage {stage.name}: per-shard arguments of unequal length")
+        rows = zip(*columns, strict=True)
+        return self._calls(
+            stage, [{**dict(zip(shards, row, strict=True)), **shared} for row in rows]
+        )
 
     def finished(self, stage: Stage[Any], **arguments: Any) -> bool:
         """Whether this call has an intact completion record; runs nothing."""
         store = CompletionStore(self.layout)
         return store.lookup(stage.name, call_key(store, stage, arguments)) is not None
+
+    def _calls(self, stage: Stage[R], calls: Sequence[dict[str, Any]]) -> list[R]:
+        for arguments in calls:
+            check_declared(stage, arguments)
+        return self._execute(stage, calls)
+
+    @abstractmethod
+    def _execute(self, stage: Stage[R], calls: Sequence[dict[str, Any]]) -> list[R]:
+        """Run every call; their results in order."""
+
+
+class PrefectExecutor(Executor):
+    """Each call a Prefect task with the concurrency tags of what its stage holds."""
+
+    def __init__(self, layout: RunLayout, tags: Mapping[Resource, tuple[str, ...]]) -> None:
+        super().__init__(layout)
+        self.tags = tags
+        self._tasks: dict[str, Task[..., Any]] = {}
+
+    def _execute(self, stage: Stage[R], calls: Sequence[dict[str, Any]]) -> list[R]:
+        """The calls submitted together, so the task runner runs them at once; their results
+        in order once every one has finished: a failed call raises only after the others
+        have written theirs, so a resumed run finds them."""
+        prefect_task = self._task(stage)
+        futures = [prefect_task.submit(stage, self.layout, arguments) for arguments in calls]
+        wait(futures)
+        return [future.result() for future in futures]
 
     def _task(self, stage: Stage[Any]) -> Task[..., Any]:
         if stage.name not in self._tasks:
@@ -133,6 +174,16 @@ class Executor:
         return self._tasks[stage.name]
 
 
-def stage_paths(values: Sequence[Any]) -> list[Path]:
-    """Every path the results of a stage's calls hold, in order."""
-    return [path for value in values for path in paths_in(value)]
+class InProcessExecutor(Executor):
+    """Each call in turn in this process, without Prefect: the stages' bare cost, timed per
+    stage in `seconds` (bench/orchestration.py compares it with the Prefect run)."""
+
+    def __init__(self, layout: RunLayout) -> None:
+        super().__init__(layout)
+        self.seconds: dict[str, float] = {}
+
+    def _execute(self, stage: Stage[R], calls: Sequence[dict[str, Any]]) -> list[R]:
+        start = time.perf_counter()
+        results = [execute(stage, self.layout, arguments) for arguments in calls]
+        self.seconds[stage.name] = self.seconds.get(stage.name, 0.0) + time.perf_counter() - start
+        return results

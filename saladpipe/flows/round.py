@@ -9,24 +9,19 @@ the flow only says which stage runs on which files. Heavy objects travel as spec
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from prefect import flow, get_run_logger
+from prefect import flow
 
-from saladpipe.corpora import builtin_corpus_path
 from saladpipe.data_schemas.config import RunConfig
-from saladpipe.data_schemas.io import remove_stale_temporaries, write_text_if_changed
+from saladpipe.data_schemas.io import write_text_if_changed
 from saladpipe.data_schemas.layout import RunLayout, cache_dir
 from saladpipe.data_schemas.manifest import Manifest
-from saladpipe.flows import resources, runners
-from saladpipe.flows.executor import KEPT, Executor
-from saladpipe.flows.lock import RunLock
-from saladpipe.flows.server import prefect_api
+from saladpipe.flows import runners
+from saladpipe.flows.executor import KEPT, Executor, PrefectExecutor, run_logger
 from saladpipe.models import builtin
 from saladpipe.models.embedding import EmbedderSpec
 from saladpipe.models.loading import BuiltinDirs, ScorerSpec, TokenizerSpec
@@ -51,20 +46,27 @@ from saladpipe.tts.service import SpeechSpec
 Publisher = Callable[[Path], object]
 
 
-@dataclass(frozen=True)
-class RoundResult:
-    """What a finished round returns to its caller."""
-
-    run_dir: Path
-    manifest: Manifest
-
-
 @flow(name="saladpipe-round", validate_parameters=False)
 def salad_round(
     config: RunConfig,
     round_index: int = 0,
     trained: BuiltinDirs = (),
     publish: Publisher | None = None,
+) -> Manifest:
+    """The round's stages, each call a Prefect task (`round_stages`)."""
+    from prefect.runtime import flow_run
+
+    layout = RunLayout(config.output_path()).for_round(round_index)
+    tags = runners.stage_tags(config, torch.cuda.is_available())
+    run = PrefectExecutor(layout, {Resource.SCORING: tags.score, Resource.TTS: tags.tts})
+    manifest = round_stages(run, config, trained, str(flow_run.id) if flow_run.id else None)
+    if publish is not None:
+        publish(layout.root)
+    return manifest
+
+
+def round_stages(
+    run: Executor, config: RunConfig, trained: BuiltinDirs, flow_run_id: str | None
 ) -> Manifest:
     """Round 0: ingest, embed, cluster, probe, score, select, synthesize and write.
 
@@ -73,19 +75,15 @@ def salad_round(
     hold. `trained` holds the folders of the trained builtin models (built before the
     run by the entry point that starts it).
     """
-    from prefect.runtime import flow_run
-
-    log = get_run_logger()
-    layout = RunLayout(config.output_path()).for_round(round_index)
+    log = run_logger()
+    layout, round_index = run.layout, run.layout.round_index
     resuming = ledger.same_attempt(layout, config)
     write_text_if_changed(config.model_dump_json(indent=2), layout.config_copy)
-    tags = runners.stage_tags(config, torch.cuda.is_available())
-    run = Executor(layout, {Resource.SCORING: tags.score, Resource.TTS: tags.tts})
     speech = SpeechSpec(config.tts, config.output.audio_format, config.run.seed)
     if round_index == 0:
         pool = _new_pool(run, config, layout, speech)
     else:
-        pool = _reused_pool(layout, resuming)
+        pool = ledger.reused_pool(layout, resuming)
     corpus, embeddings, assignments, probes, clips = (
         pool.paths(layout.root, kind)
         for kind in ("corpus", "embeddings", "assignments", "probes", "clips")
@@ -105,12 +103,13 @@ def salad_round(
     scorer = ScorerSpec.of(config.models, dirs)
     scores = run.map(
         score.SCORE,
-        [
-            dict(probes_shard=p, clips_shard=c, out_path=layout.scores_shard(i), scorer=scorer)
-            for i, (p, c) in enumerate(zip(probes, clips, strict=True))
-        ],
+        {
+            "probes_shard": probes,
+            "clips_shard": clips,
+            "out_path": _each(layout.scores_shard, probes),
+        },
+        scorer=scorer,
     )
-
     probe_vectors = run.run(
         propagate.GATHER,
         probe_shards=probes,
@@ -123,17 +122,14 @@ def salad_round(
     log.info(propagation)
     estimates = run.map(
         propagate.ESTIMATE,
-        [
-            dict(
-                assignments_shard=a,
-                embedding_shard=e,
-                scores=scores,
-                probe_embeddings=probe_vectors,
-                propagate=config.propagate,
-                out_path=layout.gap_estimates_shard(i),
-            )
-            for i, (a, e) in enumerate(zip(assignments, embeddings, strict=True))
-        ],
+        {
+            "assignments_shard": assignments,
+            "embedding_shard": embeddings,
+            "out_path": _each(layout.gap_estimates_shard, assignments),
+        },
+        scores=scores,
+        probe_embeddings=probe_vectors,
+        propagate=config.propagate,
     )
 
     inputs = select.SelectInputs(
@@ -150,33 +146,20 @@ def salad_round(
         layout=layout,
         tokenizer=TokenizerSpec(config.models.teacher, dirs) if counts_tokens else None,
     )
-    log.info(
-        "round %d: %d texts selected (%.6g of %g %s); cluster sizes %d to %d",
-        round_index,
-        outcome.selected,
-        outcome.spent,
-        outcome.limit,
-        outcome.unit,
-        outcome.counts["cluster_size_min"],
-        outcome.counts["cluster_size_max"],
-    )
 
-    starts = range(0, outcome.selected, config.output.shard_rows)
-    tts_quarantine = [layout.quarantine("tts", i) for i in range(len(starts))]
+    starts = list(range(0, outcome.selected, config.output.shard_rows))
+    tts_quarantine = _each(lambda i: layout.quarantine("tts", i), starts)
     made = run.map(
         synthesize.SPEAK_SELECTION,
-        [
-            dict(
-                selection_path=layout.selection(round_index),
-                start=start,
-                stop=min(start + config.output.shard_rows, outcome.selected),
-                output=config.output,
-                out_path=layout.output_shard(i),
-                quarantine_path=tts_quarantine[i],
-                speech=speech,
-            )
-            for i, start in enumerate(starts)
-        ],
+        {
+            "start": starts,
+            "stop": [min(s + config.output.shard_rows, outcome.selected) for s in starts],
+            "out_path": _each(layout.output_shard, starts),
+            "quarantine_path": tts_quarantine,
+        },
+        selection_path=layout.selection(round_index),
+        output=config.output,
+        speech=speech,
     )
     shards = [path for paths, _ in made for path in paths]
 
@@ -206,10 +189,8 @@ def salad_round(
         outcome=outcome,
         notes=[*model_notes, *outcome.notes, propagation],
         out_path=layout.manifest,
-        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        flow_run_id=flow_run_id,
     )
-    if publish is not None:
-        publish(layout.root)
     counts = manifest.counts
     log.info(
         "run %s: %d of %d selected texts synthesized into %d shards; manifest %s",
@@ -227,8 +208,7 @@ def _new_pool(
 ) -> ledger.RoundInputs:
     """Round 0's pool: the corpus ingested, embedded and clustered, its probes drawn and
     their prefixes spoken."""
-    log = get_run_logger()
-    corpus_path = _corpus_path(config)
+    corpus_path = ingest.corpus_location(config.corpus, config.run.seed, cache_dir())
     stats = run.run(
         ingest.INGEST,
         corpus=config.corpus,
@@ -238,21 +218,10 @@ def _new_pool(
         sources=ingest.input_files(corpus_path, config.corpus.format),
         layout=layout,
     )
-    log.info(
-        "ingest: %d rows read, %d kept (%d of them cleaned: %s), quarantined %s",
-        stats.read,
-        stats.kept,
-        stats.texts_cleaned,
-        stats.cleaned or "nothing removed",
-        stats.quarantined or "none",
-    )
-    embedder = EmbedderSpec(config.embed)
     embeddings = run.map(
         embed.EMBED,
-        [
-            dict(corpus_shard=s, out_path=layout.embeddings_shard(i), embedder=embedder)
-            for i, s in enumerate(stats.shards)
-        ],
+        {"corpus_shard": stats.shards, "out_path": _each(layout.embeddings_shard, stats.shards)},
+        embedder=EmbedderSpec(config.embed),
     )
     centroids = run.run(
         cluster.FIT,
@@ -273,15 +242,12 @@ def _new_pool(
     )
     clips = run.map(
         synthesize.SPEAK_PROBES,
-        [
-            dict(
-                probes_shard=p,
-                out_path=layout.probe_clips_shard(i),
-                quarantine_path=layout.quarantine("probe_tts", i),
-                speech=speech,
-            )
-            for i, p in enumerate(probes)
-        ],
+        {
+            "probes_shard": probes,
+            "out_path": _each(layout.probe_clips_shard, probes),
+            "quarantine_path": _each(lambda i: layout.quarantine("probe_tts", i), probes),
+        },
+        speech=speech,
     )
     return ledger.RoundInputs.of(
         layout.root, stats.shards, embeddings, assignments, probes, clips, stats.counts()
@@ -293,16 +259,11 @@ def _assign(
 ) -> list[Path]:
     """Every text to a cluster: its nearest centroid (plain), or a pool-wide matching into
     clusters of at most ceil(N/K) texts from per-shard preferences (balanced, scratch)."""
-    out = [layout.assignments_shard(i) for i in range(len(embeddings))]
+    out = _each(layout.assignments_shard, embeddings)
     if config.cluster.method == "plain":
-        return run.map(
-            cluster.ASSIGN,
-            [
-                dict(embedding_shard=e, centroids_path=centroids, out_path=o)
-                for e, o in zip(embeddings, out, strict=True)
-            ],
-        )
-    preferences = [layout.cluster_preferences(i) for i in range(len(embeddings))]
+        shards = {"embedding_shard": embeddings, "out_path": out}
+        return run.map(cluster.ASSIGN, shards, centroids_path=centroids)
+    preferences = _each(layout.cluster_preferences, embeddings)
     balance = dict(
         embedding_shards=embeddings,
         preference_shards=preferences,
@@ -310,70 +271,15 @@ def _assign(
         out_paths=out,
     )
     if run.finished(cluster.BALANCE, **balance):
-        log = get_run_logger()
-        log.info("%s: not needed: %s %s", cluster.PREFERENCES.name, cluster.BALANCE.name, KEPT)
-    else:
-        run.map(
-            cluster.PREFERENCES,
-            [
-                dict(embedding_shard=e, centroids_path=centroids, out_path=p)
-                for e, p in zip(embeddings, preferences, strict=True)
-            ],
+        run_logger().info(
+            "%s: not needed: %s %s", cluster.PREFERENCES.name, cluster.BALANCE.name, KEPT
         )
+    else:
+        shards = {"embedding_shard": embeddings, "out_path": preferences}
+        run.map(cluster.PREFERENCES, shards, centroids_path=centroids)
     return run.run(cluster.BALANCE, **balance)
 
 
-def _reused_pool(layout: RunLayout, resuming: bool) -> ledger.RoundInputs:
-    """A later round's pool: round 0's, as the ledger recorded it. An attempt at this round
-    with another config is cleared first; the same config resumes from its records."""
-    log = get_run_logger()
-    stale = [] if resuming else ledger.clear_unfinished_round(layout)
-    if stale:
-        log.info(
-            "round %d: removed %d files of an unfinished attempt", layout.round_index, len(stale)
-        )
-    log.info("round %d: reusing the pool and probes of round 0", layout.round_index)
-    return ledger.finished_rounds(layout)[0].inputs
-
-
-def _corpus_path(config: RunConfig) -> Path:
-    """The corpus file or folder; a builtin corpus is built into the cache on first use."""
-    corpus = config.corpus
-    if corpus.builtin is not None:
-        return builtin_corpus_path(
-            corpus.builtin, corpus.builtin_texts_per_domain, config.run.seed, cache_dir()
-        )
-    assert corpus.path is not None  # the config validator guarantees one source
-    return corpus.path
-
-
-def run_round(
-    config: RunConfig,
-    round_index: int = 0,
-    trained: BuiltinDirs = (),
-    publish: Publisher | None = None,
-) -> RoundResult:
-    """Run the flow with the configured task runner against the configured Prefect API, or
-    a local server started for it (which then gets the run's concurrency limits)."""
-    layout = RunLayout(config.output_path())
-    layout.state.mkdir(parents=True, exist_ok=True)
-    log = logging.getLogger("saladpipe")
-    log.setLevel(logging.INFO)
-    # prefect_api starts a local server exactly when neither of these names one.
-    own_server = not (config.prefect.api_url or os.environ.get("PREFECT_API_URL"))
-    if warning := runners.unreachable_server_warning(config.prefect, own_server):
-        log.warning(warning)
-    round_flow = salad_round.with_options(task_runner=runners.task_runner(config.prefect))
-    try:
-        with (
-            RunLock(layout.state),
-            prefect_api(config.prefect.api_url, layout.state),
-            runners.worker_settings(config.prefect),
-        ):
-            remove_stale_temporaries(layout.root, keep=layout.state)
-            if own_server:
-                runners.set_limits(runners.local_limits(config.prefect, torch.cuda.device_count()))
-            manifest: Any = round_flow(config, round_index, trained, publish)
-    finally:
-        resources.close_all()
-    return RoundResult(layout.root, manifest)
+def _each(path_of: Callable[[int], Path], shards: Sequence[Any]) -> list[Path]:
+    """The path of every shard's output, by its index."""
+    return [path_of(i) for i in range(len(shards))]

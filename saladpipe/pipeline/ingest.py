@@ -512,6 +512,18 @@ def split_columns_of(probe: ProbeSection) -> tuple[str, str] | None:
     return (probe.prefix_column, probe.continuation_column) if probe.split == "columns" else None
 
 
+def corpus_location(corpus: CorpusSection, seed: int, cache_root: Path) -> Path:
+    """The corpus file or folder; a builtin corpus is built into the cache on first use."""
+    if corpus.builtin is not None:
+        from saladpipe.corpora import builtin_corpus_path
+
+        return builtin_corpus_path(
+            corpus.builtin, corpus.builtin_texts_per_domain, seed, cache_root
+        )
+    assert corpus.path is not None  # the config validator guarantees one source
+    return corpus.path
+
+
 def ingest_corpus(
     corpus: CorpusSection,
     probe: ProbeSection,
@@ -522,7 +534,15 @@ def ingest_corpus(
 ) -> IngestStats:
     """The ingest stage; `sources` are the files `corpus_path` holds (`input_files`), by
     whose content a resumed run keys it."""
-    return ingest(corpus, corpus_path, layout, split_columns_of(probe), checks)
+    stats = ingest(corpus, corpus_path, layout, split_columns_of(probe), checks)
+    logger.info(
+        "ingest: %d rows read, %d kept (%d of them cleaned), quarantined %s",
+        stats.read,
+        stats.kept,
+        stats.texts_cleaned,
+        stats.quarantined or "none",
+    )
+    return stats
 
 
 INGEST = Stage("ingest", ingest_corpus, reads=("corpus_path", "sources"))

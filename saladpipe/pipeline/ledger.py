@@ -24,6 +24,7 @@ from saladpipe.data_schemas.config import WHERE_NOT_WHAT, RunConfig
 from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
 from saladpipe.data_schemas.io import read_table, write_table, write_text
 from saladpipe.data_schemas.layout import RunLayout
+from saladpipe.progress import logger
 
 # Config sections that define the pool and its probes: a next round must not change them,
 # except for keys that only say how the work was split or run.
@@ -179,6 +180,16 @@ def clear_unfinished_round(layout: RunLayout) -> list[Path]:
     for path in removed:
         path.unlink()
     return removed
+
+
+def reused_pool(layout: RunLayout, resuming: bool) -> RoundInputs:
+    """A later round's pool: round 0's, as the ledger recorded it. An attempt at this round
+    with another config is cleared first; the same config resumes from its records."""
+    stale = [] if resuming else clear_unfinished_round(layout)
+    if stale:
+        logger.info("round %d: removed %d stale files", layout.round_index, len(stale))
+    logger.info("round %d: reusing the pool and probes of round 0", layout.round_index)
+    return finished_rounds(layout)[0].inputs
 
 
 def failed_texts(tts_quarantine: list[Path]) -> set[str]:

@@ -67,6 +67,6 @@ def record_round(
 RECORD = Stage(
     "record-round",
     record_round,
-    reads=("selection_path", "shards", "tts_quarantine", "scores"),
+    reads=("outcome", "selection_path", "shards", "tts_quarantine", "scores"),
     keeps=("texts_path", "record_path"),
 )

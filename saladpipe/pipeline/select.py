@@ -28,6 +28,7 @@ from saladpipe.models.vectors import EmbeddingLookup
 from saladpipe.pipeline.ledger import STATUS_SYNTHESIZED, ledger_table
 from saladpipe.pipeline.probe import load_pool
 from saladpipe.pipeline.stage import Stage
+from saladpipe.progress import logger
 from saladpipe.selectors import (
     Budget,
     Exclusions,
@@ -304,6 +305,16 @@ def select_round(
             f"character ({source})"
         )
     counts = gaps.counts
+    logger.info(
+        "round %d: %d texts selected (%.6g of %g %s); cluster sizes %d to %d",
+        round_index,
+        picks.indices.size,
+        picks.spent,
+        budget.limit,
+        budget.unit,
+        counts.min(),
+        counts.max(),
+    )
     return SelectOutcome(
         selected=int(picks.indices.size),
         spent=picks.spent,

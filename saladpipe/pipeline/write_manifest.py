@@ -165,7 +165,7 @@ def write_round_manifest(
 MANIFEST = Stage(
     "write-manifest",
     write_round_manifest,
-    reads=("all_shards", "round_shards", "probe_shards", "scores"),
+    reads=("all_shards", "round_shards", "probe_shards", "scores", "outcome"),
     keeps=("out_path",),
     unkeyed=("flow_run_id",),
 )
