@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,27 @@ class FakeRun:
             speech_rate={},
             notes=outcome.notes,
         )
-        return ledger.record_round(layout, record, rows)
+        return ledger.write_round(
+            record,
+            rows,
+            layout.ledger_texts(layout.round_index),
+            layout.ledger_round(layout.round_index),
+        )
+
+
+def _select(
+    inputs: SelectInputs, config: RunConfig, layout: RunLayout, tokenizer: Any = None
+) -> SelectOutcome:
+    """The select stage as the flow calls it: this round's gap estimates where propagation
+    wrote them, and the ledger of the rounds before it."""
+    shards = len(inputs.assignments)
+    estimates = [layout.gap_estimates_shard(i) for i in range(shards)]
+    inputs = replace(
+        inputs,
+        estimates=[p for p in estimates if p.is_file()],
+        ledger=ledger.ledger_files(layout, before=layout.round_index),
+    )
+    return select_round(inputs, config.select, config.cluster, config.run.seed, layout, tokenizer)
 
 
 def _complete(columns: dict[str, Any], schema: pa.Schema) -> pa.Table:
@@ -209,7 +229,7 @@ def _selected(layout: RunLayout) -> pa.Table:
 
 def test_salad_selection_records_why_every_text_was_picked(run: FakeRun) -> None:
     config = run.config(strategy="salad", gamma=3.0, budget_texts=12)
-    outcome = select_round(run.inputs, config, run.layout)
+    outcome = _select(run.inputs, config, run.layout)
     selection = _selected(run.layout)
     assert outcome.selected == selection.num_rows == 12
     assert outcome.gap_source == "cluster"
@@ -230,9 +250,7 @@ def test_salad_selection_records_why_every_text_was_picked(run: FakeRun) -> None
     assert [s["probe_count"] for s in stats] == [3, 2, 3]
     again_root = run.layout.root.parent / "again"
     again = _fake_run(again_root)
-    select_round(
-        again.inputs, again.config(strategy="salad", gamma=3.0, budget_texts=12), again.layout
-    )
+    _select(again.inputs, again.config(strategy="salad", gamma=3.0, budget_texts=12), again.layout)
     assert _selected(again.layout).column("text_id").equals(selection.column("text_id"))
 
 
@@ -253,7 +271,7 @@ def test_top_k_uses_per_text_estimates_when_propagation_wrote_them(run: FakeRun)
             run.layout.gap_estimates_shard(shard),
             tables.GAP_ESTIMATES,
         )
-    outcome = select_round(run.inputs, run.config(strategy="top_k", budget_texts=5), run.layout)
+    outcome = _select(run.inputs, run.config(strategy="top_k", budget_texts=5), run.layout)
     selection = _selected(run.layout)
     assert outcome.gap_source == "text"
     assert selection.column("text_id").to_pylist() == ["t000", "t001", "t002", "t003", "t004"]
@@ -263,7 +281,7 @@ def test_top_k_uses_per_text_estimates_when_propagation_wrote_them(run: FakeRun)
 
 def test_audio_hours_budget_uses_the_rate_learned_from_probe_clips(run: FakeRun) -> None:
     hours = 20.0 / 3600
-    outcome = select_round(
+    outcome = _select(
         run.inputs,
         run.config(strategy="random", budget_unit="audio_hours", budget_audio_hours=hours),
         run.layout,
@@ -285,16 +303,16 @@ def test_token_budget_counts_with_the_teacher_tokenizer(run: FakeRun) -> None:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
     count = token_counter(tokenizer)
     assert count(["word word number 7"]) == [4]
-    outcome = select_round(
+    outcome = _select(
         run.inputs,
         run.config(strategy="salad", budget_unit="tokens", budget_tokens=50),
         run.layout,
-        count,
+        tokenizer,
     )
     texts = _selected(run.layout).column("text").to_pylist()
     assert sum(count(texts)) == outcome.spent <= 50
     with pytest.raises(ConfigError, match="tokens needs the teacher's tokenizer"):
-        select_round(run.inputs, run.config(budget_unit="tokens"), run.layout)
+        _select(run.inputs, run.config(budget_unit="tokens"), run.layout)
 
 
 def test_exclusions_by_name_file_cluster_and_asr_table(run: FakeRun, tmp_path: Path) -> None:
@@ -314,7 +332,7 @@ def test_exclusions_by_name_file_cluster_and_asr_table(run: FakeRun, tmp_path: P
         "max_cer": 0.8,
         "max_cluster_cer": 0.5,
     }
-    outcome = select_round(
+    outcome = _select(
         run.inputs, run.config(strategy="random", budget_texts=100, exclude=exclude), run.layout
     )
     picked = set(_selected(run.layout).column("text_id").to_pylist())
@@ -353,13 +371,13 @@ def test_bad_cer_table_is_a_config_error_naming_it(
     pq.write_table(pa.table(table), path)
     config = run.config(exclude={"asr_cer_table": str(path)})
     with pytest.raises(ConfigError, match=f"select.exclude.asr_cer_table: .*{message}"):
-        select_round(run.inputs, config, run.layout)
+        _select(run.inputs, config, run.layout)
 
 
 def test_near_duplicates_are_skipped_with_the_text_they_repeat(tmp_path: Path) -> None:
     run = _fake_run(tmp_path / "dups", duplicates=True)
     config = run.config(strategy="random", budget_texts=40, near_duplicate_threshold=0.99)
-    outcome = select_round(run.inputs, config, run.layout)
+    outcome = _select(run.inputs, config, run.layout)
     picked = [int(t[1:]) for t in _selected(run.layout).column("text_id").to_pylist()]
     assert len({i % 30 for i in picked}) == len(picked) == 30  # one of each pair
     assert outcome.counts["near_duplicates"] > 0
@@ -373,7 +391,7 @@ def test_near_duplicates_are_skipped_with_the_text_they_repeat(tmp_path: Path) -
 
 def test_rounds_never_repick_and_explain_says_why(run: FakeRun) -> None:
     config = run.config(strategy="salad", gamma=2.0, budget_texts=15)
-    first = select_round(run.inputs, config, run.layout)
+    first = _select(run.inputs, config, run.layout)
     run.record(config, first)
     assert ledger.check_next_round(run.layout, config) == 1
     with pytest.raises(ConfigError, match=r"cluster\.k: 4 differs from round 0.s 3"):
@@ -384,7 +402,7 @@ def test_rounds_never_repick_and_explain_says_why(run: FakeRun) -> None:
     second_layout = run.layout.for_round(1)
     round1 = FakeRun(second_layout, run.inputs, run.texts, run.vectors)
     config1 = run.config(strategy="top_k", budget_texts=15)
-    outcome = select_round(run.inputs, config1, second_layout)
+    outcome = _select(run.inputs, config1, second_layout)
     first_ids = set(_selected(run.layout).column("text_id").to_pylist())
     second_ids = set(_selected(second_layout).column("text_id").to_pylist())
     assert len(second_ids) == 15 and not first_ids & second_ids
@@ -414,9 +432,9 @@ def test_rounds_never_repick_and_explain_says_why(run: FakeRun) -> None:
 
 def test_an_interrupted_round_is_cleared_before_it_is_run_again(run: FakeRun) -> None:
     config = run.config(budget_texts=5)
-    run.record(config, select_round(run.inputs, config, run.layout))
+    run.record(config, _select(run.inputs, config, run.layout))
     layout = run.layout.for_round(1)
-    select_round(run.inputs, config, layout)
+    _select(run.inputs, config, layout)
     stale = layout.output_shard(0)
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"half")
