@@ -50,7 +50,7 @@ if [ ! -x .venv/bin/python ] || [ -L .venv ] || [ "$(cat .venv/.deps 2>/dev/null
   own_site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   deps_site="$("$deps_dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   echo "import site; site.addsitedir('$deps_site')" > "$own_site/_saladpipe_dependencies.pth"
-  for tool in ruff mypy; do ln -sf "$deps_dir/bin/$tool" ".venv/bin/$tool"; done
+  for tool in ruff mypy lint-imports; do ln -sf "$deps_dir/bin/$tool" ".venv/bin/$tool"; done
   echo "$deps_dir" > .venv/.deps
 fi
 install_log="$(mktemp)"

@@ -53,6 +53,9 @@ def check_declared(stage: Stage[Any], arguments: Mapping[str, Any]) -> None:
     ]
     if undeclared := sorted(set(files) - declared):
         raise TypeError(f"stage {stage.name}: file arguments {undeclared} are not declared")
+    specs = {name for name, value in arguments.items() if isinstance(value, Heavy)}
+    if specs - set(stage.needs):
+        raise TypeError(f"stage {stage.name}: heavy specs {sorted(specs)} are not declared")
 
 
 def call_key(store: CompletionStore, stage: Stage[Any], arguments: Mapping[str, Any]) -> str:

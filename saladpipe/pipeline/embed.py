@@ -31,4 +31,10 @@ def embed_shard(corpus_shard: Path, out_path: Path, embedder: Embedder) -> Path:
     return out_path
 
 
-EMBED = Stage("embed-shard", embed_shard, reads=("corpus_shard",), keeps=("out_path",))
+EMBED = Stage(
+    "embed-shard",
+    embed_shard,
+    reads=("corpus_shard",),
+    keeps=("out_path",),
+    needs=("embedder",),
+)

@@ -136,5 +136,6 @@ SCORE = Stage(
     score_shard,
     reads=("probes_shard", "clips_shard"),
     keeps=("out_path",),
+    needs=("scorer",),
     resource=Resource.SCORING,
 )

@@ -466,4 +466,4 @@ def read_selection(path: Path) -> pa.Table:
     return read_table(path, tables.SELECTION)
 
 
-SELECT = Stage("select", select_round, reads=("inputs",))
+SELECT = Stage("select", select_round, reads=("inputs",), needs=("tokenizer",))

@@ -14,9 +14,9 @@ call it directly) plus a `Stage` declaration beside it:
 - `unkeyed`: parameters that say which attempt asks (a flow run id), not what to make;
 - `resource`: what it holds while it runs (the CPU, the scoring models' device, the
   TTS voices' devices), which the executor turns into concurrency tags;
-- heavy objects (an embedder, the TTS voices, the scoring models) are passed to the
-  executor as `Heavy` specs (data_schemas/heavy.py); it builds each once per worker,
-  hands the stage the object, and keys the stage by the spec;
+- `needs`: the parameters that receive heavy objects (an embedder, the TTS voices, the
+  scoring models); the flow passes `Heavy` specs (data_schemas/heavy.py), the executor
+  builds each once per worker, hands the stage the object, and keys it by the spec;
 - `give_up`: what to do with its rows when it keeps failing (quarantine them), if the
   run can go on without it.
 
@@ -59,13 +59,14 @@ class Stage(Generic[R]):
     keeps: tuple[str, ...] = ()
     scratch: tuple[str, ...] = ()
     unkeyed: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
     resource: Resource = Resource.CPU
     give_up: GiveUp | None = None
     resumable: bool = True
 
     def __post_init__(self) -> None:
         parameters = set(inspect.signature(self.run).parameters)
-        declared = {*self.reads, *self.keeps, *self.scratch, *self.unkeyed}
+        declared = {*self.reads, *self.keeps, *self.scratch, *self.unkeyed, *self.needs}
         if unknown := declared - parameters:
             raise TypeError(f"stage {self.name}: no parameters {sorted(unknown)}")
 

@@ -210,6 +210,7 @@ SPEAK_PROBES = Stage(
     synthesize_probe_shard,
     reads=("probes_shard",),
     keeps=("out_path", "quarantine_path"),
+    needs=("speech",),
     resource=Resource.TTS,
 )
 SPEAK_SELECTION = Stage(
@@ -217,6 +218,7 @@ SPEAK_SELECTION = Stage(
     synthesize_selection_slice,
     reads=("selection_path",),
     keeps=("out_path", "quarantine_path"),
+    needs=("speech",),
     resource=Resource.TTS,
     give_up=quarantine_failed_slice,
 )
