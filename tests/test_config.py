@@ -36,6 +36,11 @@ def test_embedded_default_equals_the_example_file() -> None:
         ('[corpus]\nbuiltin = "wordnet-domains"\nfoo = 1\n', "corpus.foo: unknown key"),
         ('[corpus]\nbuiltin = "wordnet-domains"\n[select]\ngamma = "x"\n', "select.gamma:"),
         ('[corpus]\nbuiltin = "wordnet-domains"\n[select]\ngamma = -1\n', "select.gamma:"),
+        # An engine's options live in its own table now.
+        (
+            '[corpus]\nbuiltin = "wordnet-domains"\n[tts]\nprecision = "float32"\n',
+            "tts.precision: unknown key",
+        ),
         ('[corpus]\nbuiltin = "wordnet-domains"\n[cluster]\nk = 1\n', "cluster.k:"),
         ("[corpus]\n", "set exactly one of corpus.builtin and corpus.path"),
         ('[corpus]\nbuiltin = "nope"\n', "corpus.builtin:"),
@@ -110,6 +115,26 @@ def test_unknown_strategy_and_engine_are_named(
     assert "select.strategy: unknown strategy 'best'" in capsys.readouterr().err
     assert main(["run", "--set", "tts.engine=festival", "--output-dir", str(tmp_path / "r")]) == 2
     assert "tts.engine: unknown engine 'festival'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("tts.coqui.precision=int8", "tts.coqui.precision: Input should be 'auto'"),
+        ("tts.piper.speed=2", "tts.piper.speed: unknown key"),
+        ("tts.festival.speed=2", "tts.festival: unknown engine 'festival'"),
+        ("tts.engine=saladpipe.tts.base:VoiceInfo", "tts.engine: 'saladpipe.tts.base:VoiceInfo'"),
+    ],
+)
+def test_plugin_tables_and_names_are_checked_before_the_run(
+    override: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each `[tts.<engine>]` table against its engine's options, used by the run or not;
+    an unknown table or module:Class names the key; exit 2."""
+    assert main(["run", "--set", override, "--output-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_non_empty_run_folder_is_refused(
