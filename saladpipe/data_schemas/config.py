@@ -259,11 +259,12 @@ class ExcludeSection(_Section):
     max_cluster_cer: Annotated[float, Field(ge=0.0)] | None = None
 
 
-class SelectSection(_Section):
-    """How gap scores become a selection, and how much to select."""
+class SelectSection(_PluginSection):
+    """How gap scores become a selection, and how much to select; a strategy's parameters
+    in its table, `[select.<strategy>]` (e.g. `[select.salad] gamma`)."""
 
+    # A registered name (salad, random, stratified, top_k, diverse) or a module:Class.
     strategy: str = "salad"
-    gamma: Annotated[float, Field(ge=0.0)] = 5.0
     # Which of the three amounts a round spends; audio hours are estimated from text length.
     budget_unit: Literal["texts", "audio_hours", "tokens"] = "texts"
     budget_texts: Annotated[int, Field(gt=0)] = 400
@@ -274,8 +275,6 @@ class SelectSection(_Section):
     exploration_weight: Annotated[float, Field(ge=0.0)] = 1.0
     # Skip a text whose embedding has cosine >= this with one already picked (any round).
     near_duplicate_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-    # diverse: the high-gap candidate set holds this many times the texts to pick.
-    diverse_candidates: Annotated[float, Field(ge=1.0)] = 4.0
     exclude: ExcludeSection = ExcludeSection()
 
 
