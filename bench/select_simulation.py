@@ -96,7 +96,7 @@ def run() -> dict[str, dict[str, np.ndarray]]:
                     text_gap=None if gap == "cluster" else w[gap],
                     vectors=lambda rows, v=w["vectors"]: v[rows],
                 )
-                strategy = create_strategy(SelectSection(strategy=name, gamma=gamma))
+                strategy = create_strategy(SelectSection(strategy=name, salad={"gamma": gamma}))
                 for i, fraction in enumerate(FRACTIONS):
                     picks = strategy.select(
                         pool, Budget(round(fraction * N)), np.random.default_rng([seed, i])

@@ -74,7 +74,7 @@ def child(case: str, n: int) -> dict[str, float]:
             lookup = None if vectors is None else (lambda rows, v=vectors: v[rows])
             pool = Pool(clusters, cluster_gap, text_gap=text_gap, vectors=lookup)
             name = "random" if case == "near_duplicates" else case
-            strategy = create_strategy(SelectSection(strategy=name, gamma=5.0))
+            strategy = create_strategy(SelectSection(strategy=name, salad={"gamma": 5.0}))
             dedup = None
             if case == "near_duplicates":
                 assert lookup is not None

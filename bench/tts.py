@@ -33,6 +33,7 @@ from pathlib import Path
 from saladpipe.corpora.wordnet import build_wordnet_corpus
 from saladpipe.data_schemas.config import ClipChecks, TTSSection, VoiceSpec
 from saladpipe.tts import EngineOptions, SpeechService, SpokenText, TTSEngine, create_engine
+from saladpipe.tts.coqui import CoquiEngine
 
 CORES = len(os.sched_getaffinity(0))
 # Random-weight Coqui audio is noise: let every clip through so both sides count the same audio.
@@ -154,7 +155,8 @@ def coqui_batched_vs_api(folder: Path, items: list[tuple[str, str]], repeats: in
     walls: dict[tuple[str, int], float] = {}
     for precision in ("float32", "bfloat16"):
         engine = create_engine(
-            VoiceSpec(engine="coqui", voice=str(folder)), EngineOptions("cpu", CORES, precision)
+            VoiceSpec(engine="coqui", voice=str(folder)),
+            EngineOptions("cpu", CORES, CoquiEngine.Options(precision=precision)),
         )
         for size in (1, 2):
             engine.batch_size = size

@@ -186,7 +186,11 @@ def build(root: Path, spec: SyntheticRun | None = None) -> BuiltRun:
     manifest = Manifest(
         run_name="synthetic",
         config_hash="0" * 64,
-        config={"run": {"name": "synthetic"}, "cluster": {"k": K}, "select": {"gamma": 5.0}},
+        config={
+            "run": {"name": "synthetic"},
+            "cluster": {"k": K},
+            "select": {"strategy": "salad", "salad": {"gamma": 5.0}},
+        },
         created_at="2026-01-01T00:00:00+00:00",
         versions={},
         models={"teacher": "teacher@1", "student": "student@1"},

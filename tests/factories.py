@@ -45,23 +45,29 @@ def small_wordnet_corpus(per_domain: int, seed: int = 0) -> pa.Table:
 def write_config(
     path: Path, corpus_file: Path, output_dir: Path, **sections: dict[str, Any]
 ) -> Path:
-    """Write a small-run TOML config; keyword sections (`corpus` too) update the defaults."""
+    """Write a small-run TOML config; keyword sections (`corpus` too) update the defaults,
+    and a dict value in a section is a table of its own (`select={"salad": {...}}`)."""
     base: dict[str, dict[str, Any]] = {
         "run": {"name": "test", "seed": 0, "output_dir": str(output_dir)},
         "corpus": {"path": str(corpus_file), "max_chars": 300, "shard_rows": 40},
         "cluster": {"k": 4, "iterations": 10},
         "probe": {"per_cluster": 3, "shard_rows": 8},
-        "select": {"strategy": "salad", "gamma": 5.0, "budget_texts": 18},
+        "select": {"strategy": "salad", "budget_texts": 18, "salad": {"gamma": 5.0}},
         "output": {"shard_rows": 8},
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
-    lines = []
-    for name, values in base.items():
-        lines.append(f"[{name}]")
-        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = "".join(_toml_table(name, values) for name, values in base.items())
+    path.write_text(text, encoding="utf-8")
     return path
+
+
+def _toml_table(name: str, values: dict[str, Any]) -> str:
+    """`[name]` with its plain values, then each dict value as the table `[name.key]`."""
+    lines = [f"[{name}]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in values.items() if not isinstance(v, dict)]
+    tables = [_toml_table(f"{name}.{k}", v) for k, v in values.items() if isinstance(v, dict)]
+    return "\n".join(lines) + "\n" + "".join(tables)
 
 
 @dataclass(frozen=True)

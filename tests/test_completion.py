@@ -74,7 +74,7 @@ def test_where_tasks_run_is_not_what_they_compute(
     tmp_path: Path, files: dict[str, Path], digests: DigestCache
 ) -> None:
     plain, dask = _config(tmp_path), _config(tmp_path, '[prefect]\ntask_runner = "dask"\n')
-    changed = _config(tmp_path, "[select]\ngamma = 3.0\n")
+    changed = _config(tmp_path, "[select.salad]\ngamma = 3.0\n")
     args = {"source": files["source"], "out_path": files["out"]}
     key = task_key("stage", _stage, {"config": plain, **args}, digests, ("out_path",))
     assert task_key("stage", _stage, {"config": dask, **args}, digests, ("out_path",)) == key

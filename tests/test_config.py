@@ -34,8 +34,15 @@ def test_embedded_default_equals_the_example_file() -> None:
     ("text", "message"),
     [
         ('[corpus]\nbuiltin = "wordnet-domains"\nfoo = 1\n', "corpus.foo: unknown key"),
-        ('[corpus]\nbuiltin = "wordnet-domains"\n[select]\ngamma = "x"\n', "select.gamma:"),
-        ('[corpus]\nbuiltin = "wordnet-domains"\n[select]\ngamma = -1\n', "select.gamma:"),
+        # A strategy's parameters and an engine's options live in their own tables now.
+        (
+            '[corpus]\nbuiltin = "wordnet-domains"\n[select]\ngamma = 5\n',
+            "select.gamma: unknown key",
+        ),
+        (
+            '[corpus]\nbuiltin = "wordnet-domains"\n[tts]\nprecision = "float32"\n',
+            "tts.precision: unknown key",
+        ),
         ('[corpus]\nbuiltin = "wordnet-domains"\n[cluster]\nk = 1\n', "cluster.k:"),
         ("[corpus]\n", "set exactly one of corpus.builtin and corpus.path"),
         ('[corpus]\nbuiltin = "nope"\n', "corpus.builtin:"),
@@ -73,13 +80,13 @@ def test_overrides_are_parsed_as_toml_values(tmp_path: Path) -> None:
     assert config.select.budget_texts == 7
     assert config.tts.voice == "builtin:joe-us"
     with pytest.raises(ConfigError, match="not of the form key=value"):
-        _parse('[corpus]\nbuiltin = "wordnet-domains"\n', tmp_path, ("select.gamma",))
+        _parse('[corpus]\nbuiltin = "wordnet-domains"\n', tmp_path, ("select.salad.gamma",))
 
 
 def test_config_hash_is_stable_and_sensitive(tmp_path: Path) -> None:
     a = _parse('[corpus]\nbuiltin = "wordnet-domains"\n', tmp_path)
     b = _parse('[corpus]\nbuiltin = "wordnet-domains"\n', tmp_path)
-    c = _parse('[corpus]\nbuiltin = "wordnet-domains"\n', tmp_path, ("select.gamma=1.0",))
+    c = _parse('[corpus]\nbuiltin = "wordnet-domains"\n', tmp_path, ("select.salad.gamma=1.0",))
     assert a.config_hash() == b.config_hash() != c.config_hash()
 
 
@@ -110,6 +117,31 @@ def test_unknown_strategy_and_engine_are_named(
     assert "select.strategy: unknown strategy 'best'" in capsys.readouterr().err
     assert main(["run", "--set", "tts.engine=festival", "--output-dir", str(tmp_path / "r")]) == 2
     assert "tts.engine: unknown engine 'festival'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("select.salad.gamma=-1", "select.salad.gamma: Input should be greater than or equal to 0"),
+        ("select.salad.gama=1", "select.salad.gama: unknown key"),
+        ("select.diverse.candidates=0.5", "select.diverse.candidates: Input should be greater"),
+        ("select.best.x=1", "select.best: unknown strategy 'best'"),
+        ("tts.coqui.precision=int8", "tts.coqui.precision: Input should be 'auto'"),
+        ("tts.piper.speed=2", "tts.piper.speed: unknown key"),
+        ("tts.festival.speed=2", "tts.festival: unknown engine 'festival'"),
+        ("select.strategy=no_such_module:Thing", "select.strategy: cannot import"),
+        ("tts.engine=saladpipe.tts.base:VoiceInfo", "tts.engine: 'saladpipe.tts.base:VoiceInfo'"),
+    ],
+)
+def test_plugin_tables_and_names_are_checked_before_the_run(
+    override: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each `[select.<strategy>]` / `[tts.<engine>]` table against its plugin's settings,
+    used by the run or not; an unknown table or module:Class names the key; exit 2."""
+    assert main(["run", "--set", override, "--output-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_non_empty_run_folder_is_refused(

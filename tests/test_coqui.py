@@ -12,6 +12,7 @@ import torch
 
 from saladpipe.data_schemas.config import TTSSection, VoiceSpec
 from saladpipe.tts import EngineOptions, SpeechService, SpokenText, TTSEngine, create_engine
+from saladpipe.tts.coqui import CoquiEngine
 from saladpipe.tts.coqui_vits import synthesize_vits_batch
 from tests.tts_factories import (
     NOISE_CHECKS,
@@ -41,7 +42,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _vits(models: dict[str, Path], precision: str) -> TTSEngine:
     spec = VoiceSpec(engine="coqui", voice=str(models["vits"]), speaker="bob", license="Apache-2.0")
-    return create_engine(spec, EngineOptions("cpu", threads=2, precision=precision))
+    options = CoquiEngine.Options(precision=precision)  # type: ignore[arg-type]
+    return create_engine(spec, EngineOptions("cpu", threads=2, own=options))
 
 
 @pytest.fixture(scope="module")

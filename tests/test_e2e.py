@@ -85,7 +85,7 @@ def test_manifest_checksums_match_files(e2e_run: E2ERun) -> None:
         assert sha256_file(path) == entry.sha256
         assert path.stat().st_size == entry.bytes
         assert pq.read_metadata(path).num_rows == entry.rows
-    assert manifest.config_hash and manifest.config["select"]["gamma"] == 5.0
+    assert manifest.config_hash and manifest.config["select"]["salad"]["gamma"] == 5.0
 
 
 def test_quarantined_rows_carry_their_reasons(e2e_run: E2ERun) -> None:

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 SMALL = {
     "cluster": {"k": 3, "iterations": 5},
     "probe": {"per_cluster": 2, "shard_rows": 8},
-    "select": {"strategy": "salad", "gamma": 5.0, "budget_texts": 4},
+    "select": {"strategy": "salad", "budget_texts": 4, "salad": {"gamma": 5.0}},
 }
 
 

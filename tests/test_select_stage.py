@@ -39,11 +39,14 @@ class FakeRun:
     vectors: np.ndarray
 
     def config(self, **select: Any) -> RunConfig:
+        """A config with these `[select]` keys; a dict value is a table of its own
+        (`exclude={...}`, a strategy's parameters: `salad={"gamma": 2.0}`)."""
         lines = ['[corpus]\nbuiltin = "wordnet-domains"', f"[cluster]\nk = {K}", "[select]"]
-        lines += [f"{key} = {_toml(value)}" for key, value in select.items() if key != "exclude"]
-        if "exclude" in select:
-            lines.append("[select.exclude]")
-            lines += [f"{key} = {_toml(value)}" for key, value in select["exclude"].items()]
+        tables = {key: value for key, value in select.items() if isinstance(value, dict)}
+        lines += [f"{key} = {_toml(value)}" for key, value in select.items() if key not in tables]
+        for name, table in tables.items():
+            lines.append(f"[select.{name}]")
+            lines += [f"{key} = {_toml(value)}" for key, value in table.items()]
         return parse_config("\n".join(lines) + "\n", "test", self.layout.root)
 
     def record(self, config: RunConfig, outcome: SelectOutcome) -> ledger.RoundRecord:
@@ -228,7 +231,7 @@ def _selected(layout: RunLayout) -> pa.Table:
 
 
 def test_salad_selection_records_why_every_text_was_picked(run: FakeRun) -> None:
-    config = run.config(strategy="salad", gamma=3.0, budget_texts=12)
+    config = run.config(strategy="salad", salad={"gamma": 3.0}, budget_texts=12)
     outcome = _select(run.inputs, config, run.layout)
     selection = _selected(run.layout)
     assert outcome.selected == selection.num_rows == 12
@@ -250,7 +253,11 @@ def test_salad_selection_records_why_every_text_was_picked(run: FakeRun) -> None
     assert [s["probe_count"] for s in stats] == [3, 2, 3]
     again_root = run.layout.root.parent / "again"
     again = _fake_run(again_root)
-    _select(again.inputs, again.config(strategy="salad", gamma=3.0, budget_texts=12), again.layout)
+    _select(
+        again.inputs,
+        again.config(strategy="salad", salad={"gamma": 3.0}, budget_texts=12),
+        again.layout,
+    )
     assert _selected(again.layout).column("text_id").equals(selection.column("text_id"))
 
 
@@ -390,7 +397,7 @@ def test_near_duplicates_are_skipped_with_the_text_they_repeat(tmp_path: Path) -
 
 
 def test_rounds_never_repick_and_explain_says_why(run: FakeRun) -> None:
-    config = run.config(strategy="salad", gamma=2.0, budget_texts=15)
+    config = run.config(strategy="salad", salad={"gamma": 2.0}, budget_texts=15)
     first = _select(run.inputs, config, run.layout)
     run.record(config, first)
     assert ledger.check_next_round(run.layout, config) == 1

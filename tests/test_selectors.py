@@ -36,7 +36,7 @@ DIM = 8
 
 
 def _strategy(name: str, gamma: float = 5.0) -> Strategy:
-    return create_strategy(SelectSection(strategy=name, gamma=gamma))
+    return create_strategy(SelectSection(strategy=name, salad={"gamma": gamma}))
 
 
 def _vectors(n: int, seed: int) -> np.ndarray:
@@ -353,10 +353,9 @@ def test_bad_selection_input_is_refused() -> None:
     no_vectors = Pool(np.array([0, 0]), np.array([1.0]))
     with pytest.raises(SelectionError, match="needs the pool's embedding vectors"):
         DiverseStrategy().select(no_vectors, Budget(1), np.random.default_rng(0))
-    with pytest.raises(ConfigError, match=r"select\.gamma"):
-        parse_config(
-            '[corpus]\nbuiltin = "wordnet-domains"\n[select]\ngamma = -1\n', "t", Path.cwd()
-        )
+    with pytest.raises(ConfigError, match=r"select\.salad\.gamma"):
+        config = '[corpus]\nbuiltin = "wordnet-domains"\n[select.salad]\ngamma = -1\n'
+        create_strategy(parse_config(config, "t", Path.cwd()).select)
 
 
 def test_registry_builds_every_strategy_and_refuses_unknown_names() -> None:

@@ -165,3 +165,21 @@ def test_voice_entries_inherit_the_engine_and_the_voice_of_that_engine(tmp_path:
         ("coqui", str(tmp_path / "xtts"), str(tmp_path / "ref.wav"), 1.0),
     ]
     assert [s.engine for s in TTSSection().voice_specs()] == ["piper"]
+
+
+def test_the_manifest_records_the_packages_of_the_run_s_engines() -> None:
+    """Each engine names the packages that shape its audio (`TTSEngine.packages`); the
+    manifest's versions hold those of the engines the run uses, next to the pipeline's."""
+    from saladpipe.cli import default_config
+    from saladpipe.pipeline.write_manifest import package_versions
+
+    piper = package_versions(default_config())
+    mixed = package_versions(
+        default_config(
+            ["tts.voices=[{engine='espeak'}, {engine='coqui', voice='tts_models/en/vctk/vits'}]"]
+        )
+    )
+    assert {"python", "torch", "numpy", "piper-tts", "onnxruntime"} <= set(piper)
+    assert "coqui-tts" not in piper
+    assert "coqui-tts" in mixed and "piper-tts" not in mixed
+    assert piper["piper-tts"] != "not installed"

@@ -2,13 +2,17 @@
 
 Everything comes from files the rounds wrote: the ledger and its round records, the
 selection of each round, its cluster statistics, the `select` quarantine (excluded
-texts, near-duplicates), the per-text gap estimates and the ingest quarantine.
+texts, near-duplicates), the per-text gap estimates and the ingest quarantine. What
+holds for every strategy (picked before, excluded, a near-duplicate) is said here; why
+the round's strategy took the text or passed it over, its own `explain` says.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +26,7 @@ from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.models.vectors import EmbeddingLookup
 from saladpipe.pipeline.ledger import STATUS_SYNTHESIZED, RoundRecord, finished_rounds, read_ledger
 from saladpipe.pipeline.probe import load_pool
+from saladpipe.selectors import TextInRound, VectorLookup, recorded_strategy
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,12 @@ def _probe_lines(run_dir: Path, probe_shards: list[str], text: _Text) -> list[st
 
 def _round_lines(layout: RunLayout, record: RoundRecord, pool: pa.Table, text: _Text) -> list[str]:
     r = layout.round_index
-    select_cfg = record.config["select"]
+    strategy = recorded_strategy(record.config["select"])
     student = (record.student_id or "?").split("@")[0]
-    head = f"round {r} (strategy {record.strategy}"
-    if record.strategy == "salad":
-        head += f", gamma {select_cfg['gamma']:g}"
-    head += f", student {student}, budget {record.budget_limit:g} {record.budget_unit})"
+    head = (
+        f"round {r} (strategy {strategy.describe()}, student {student}, "
+        f"budget {record.budget_limit:g} {record.budget_unit})"
+    )
     stats = read_table(layout.cluster_stats, tables.CLUSTER_STATS).to_pylist()[text.cluster]
     gap, gap_kind = _own_gap(layout, record, stats, text)
     cluster_line = (
@@ -106,11 +111,13 @@ def _round_lines(layout: RunLayout, record: RoundRecord, pool: pa.Table, text: _
     picked = selection.filter(pc.equal(selection.column("text_id"), text.text_id)).to_pylist()
     if picked:
         pick = picked[0]
+        seen = _in_round(layout, record, selection, pool, stats, text, gap, pick)
         return [
             f"{head}: SELECTED at rank {pick['rank']} of {selection.num_rows}",
             cluster_line,
             f"  its draw probability {pick['probability']:.4g}; own gap {pick['gap_score']:.4g} "
             f"({gap_kind})",
+            f"  {strategy.explain(seen)}",
             f"  {_fate(layout, r, text.text_id)}",
         ]
     earlier = read_ledger(layout, before=r)
@@ -122,8 +129,49 @@ def _round_lines(layout: RunLayout, record: RoundRecord, pool: pa.Table, text: _
         return [f"{head}: not selected: {skipped}"]
     if stats["excluded_reason"]:
         return [f"{head}: not eligible: cluster excluded ({stats['excluded_reason']})"]
-    why = _not_drawn(layout, record, selection, pool, stats, text, gap)
+    if record.budget_spent == 0 or selection.num_rows == 0:
+        why = "nothing was selected this round"
+    else:
+        why = strategy.explain(_in_round(layout, record, selection, pool, stats, text, gap))
     return [f"{head}: not selected", cluster_line, f"  own gap {gap:.4g} ({gap_kind}); {why}"]
+
+
+def _in_round(
+    layout: RunLayout,
+    record: RoundRecord,
+    selection: pa.Table,
+    pool: pa.Table,
+    stats: dict[str, Any],
+    text: _Text,
+    gap: float,
+    pick: dict[str, Any] | None = None,
+) -> TextInRound:
+    """The text in this round, as its strategy's `explain` reads it."""
+    ids = pool.column("text_id").combine_chunks()
+    rows = pc.index_in(selection.column("text_id"), value_set=ids).to_numpy()
+    return TextInRound(
+        row=text.row,
+        cluster=text.cluster,
+        gap=gap,
+        cluster_probability=float(stats["probability"]),
+        rank=None if pick is None else int(pick["rank"]),
+        probability=None if pick is None else float(pick["probability"]),
+        picked_ids=selection.column("text_id").to_pylist(),
+        picked_rows=np.asarray(rows, dtype=np.int64),
+        picked_clusters=selection.column("cluster").to_numpy(),
+        picked_gaps=selection.column("gap_score").to_numpy(),
+        vectors=_vectors(layout.root, record, ids),
+    )
+
+
+def _vectors(root: Path, record: RoundRecord, ids: pa.Array) -> VectorLookup:
+    """Embedding vectors of pool rows; the shards are opened on the first call only."""
+
+    @functools.cache
+    def lookup() -> EmbeddingLookup:
+        return EmbeddingLookup(record.inputs.paths(root, "embeddings"), ids)
+
+    return lambda rows: lookup()(rows)
 
 
 def _num(value: float | None) -> str:
@@ -169,41 +217,3 @@ def _quarantined(root: Path, pattern: str, text_id: str) -> str | None:
 def _skipped(layout: RunLayout, text_id: str) -> str | None:
     path = layout.quarantine("select")
     return _quarantined(layout.root, path.name, text_id) if path.is_file() else None
-
-
-def _not_drawn(
-    layout: RunLayout,
-    record: RoundRecord,
-    selection: pa.Table,
-    pool: pa.Table,
-    stats: dict[str, object],
-    text: _Text,
-    gap: float,
-) -> str:
-    if record.budget_spent == 0 or selection.num_rows == 0:
-        return "nothing was selected this round"
-    if record.strategy in ("salad", "stratified"):
-        if stats["probability"] == 0:
-            return "its cluster had P(c) = 0, so it was never drawn"
-        return (
-            "clusters are drawn by P(c) and texts uniformly inside a drawn cluster; "
-            "this text was not among those drawn"
-        )
-    if record.strategy == "random":
-        return "a uniform draw over the eligible texts; this text was not among those drawn"
-    lowest = float(pc.min(selection.column("gap_score")).as_py())
-    if record.strategy == "top_k" or gap < lowest:
-        return f"picks go by gap, highest first; the budget ended at gap {lowest:.4g}" + (
-            " (ties in random order)" if gap >= lowest else ""
-        )
-    inputs = record.inputs
-    ids = pool.column("text_id").combine_chunks()
-    lookup = EmbeddingLookup(inputs.paths(layout.root, "embeddings"), ids)
-    picked_rows = pc.index_in(selection.column("text_id"), value_set=ids).to_numpy()
-    similarity = lookup(np.asarray(picked_rows, dtype=np.int64)) @ lookup(np.array([text.row]))[0]
-    nearest = int(np.argmax(similarity))
-    return (
-        "its gap is in the picked range, but the diverse pick prefers texts far from those "
-        f"already picked; nearest pick {selection.column('text_id')[nearest].as_py()} "
-        f"(cosine {similarity[nearest]:.3f})"
-    )

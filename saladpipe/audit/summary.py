@@ -21,6 +21,8 @@ from saladpipe.audit.rows import (
     AuditTable,
 )
 from saladpipe.audit.run import RunFolder
+from saladpipe.data_schemas.errors import ConfigError
+from saladpipe.selectors import recorded_strategy
 
 # Cluster-statistics columns shown, in order; a run that lacks one shows it as absent.
 _STAT_COLUMNS = (
@@ -93,7 +95,7 @@ def summarize(run: RunFolder, audit: AuditTable) -> RunSummary:
         "probes scored": manifest_counts.get("probes_scored"),
         "rounds": len(run.rounds),
         "strategy": ", ".join(sorted(set(table.column("strategy").to_pylist()))),
-        "gamma": select.get("gamma"),
+        "strategy settings": _strategy_settings(select),
         "selected": table.num_rows,
         "synthesized": synthesized.num_rows,
         "TTS quarantined": _count(table, STATUS_QUARANTINED),
@@ -106,6 +108,17 @@ def summarize(run: RunFolder, audit: AuditTable) -> RunSummary:
         notes.insert(0, "the run folder has no manifest.json: the run did not finish")
     notes.extend(audit.notes)
     return RunSummary(run.name, run.rounds, headline, clusters, notes)
+
+
+def _strategy_settings(select: dict[str, Any]) -> str | None:
+    """The latest round's strategy with its parameters (`salad, gamma 5`); None where the
+    config names none or a strategy this process cannot find (a plugin not imported)."""
+    if "strategy" not in select:
+        return None
+    try:
+        return recorded_strategy(select).describe()
+    except ConfigError:
+        return None
 
 
 def markdown(summary: RunSummary, run_dir: str, top: int = 10) -> str:

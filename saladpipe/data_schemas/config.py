@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     DirectoryPath,
     Field,
@@ -23,6 +24,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from saladpipe.data_schemas.errors import ConfigError
 
@@ -31,6 +33,29 @@ BUILTIN_PREFIX = "builtin:"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _table(value: Any) -> Any:
+    """A key that is not a field must be a table; any other value is a misspelt key."""
+    if not isinstance(value, dict):
+        raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")
+    return value
+
+
+class _PluginSection(_Section):
+    """A section that also holds one table per plugin, `[<section>.<name>]`: the settings
+    of the engine or strategy of that name. Tables are checked against their plugin's
+    settings model where the plugins are known (the registries, at the start of a run);
+    a key that is neither a field nor a table is an unknown key here."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, Annotated[dict[str, Any], BeforeValidator(_table)]] = Field(
+        init=False
+    )
+
+    def plugin_tables(self) -> dict[str, dict[str, Any]]:
+        """The plugin tables by name, as the config gives them."""
+        return dict(self.model_extra or {})
 
 
 class RunSection(_Section):
@@ -124,7 +149,7 @@ class PropagateSection(_Section):
 class VoiceSpec(_Section):
     """One voice of a run; texts are spread over the voices by weight, with the run's seed."""
 
-    # A registry name (piper, espeak, coqui); unset: tts.engine.
+    # A registered name (piper, espeak, coqui) or a module:Class; unset: tts.engine.
     engine: str | None = None
     # Piper: builtin:joe-us, an .onnx file or a voice folder; eSpeak NG: a voice such as en-us;
     # Coqui: a model name (tts_models/en/vctk/vits) or a checkpoint folder. Unset: the
@@ -182,8 +207,9 @@ class AsrCheck(_Section):
     batch_size: Annotated[int, Field(gt=0)] = 8
 
 
-class TTSSection(_Section):
-    """Synthesis: voices, text handling, clip checks, retries and worker processes."""
+class TTSSection(_PluginSection):
+    """Synthesis: voices, text handling, clip checks, retries and worker processes; an
+    engine's own options in its table, `[tts.<engine>]` (e.g. `[tts.coqui] precision`)."""
 
     # The run's voice (see VoiceSpec); with `voices`, the engine and voice of entries that
     # name none (the voice only for entries of this engine).
@@ -208,11 +234,6 @@ class TTSSection(_Section):
     threads_per_worker: Annotated[int, Field(ge=1)] | None = None
     batch_size: Annotated[int, Field(ge=1)] | None = None
     device: str = "auto"
-    # Number format of the neural vocoder (Coqui VITS's HiFi-GAN decoder, ~95 % of its
-    # time): auto = bfloat16 where the device computes it natively (a CPU with AVX512-BF16
-    # or AMX, a GPU with bf16), else float32. bfloat16 decodes 2.2x faster on such a CPU,
-    # clip lengths unchanged, ~39 dB from the float32 waveform (docs/benchmarks.md).
-    precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     checks: ClipChecks = ClipChecks()
     asr: AsrCheck | None = None
 
@@ -238,11 +259,12 @@ class ExcludeSection(_Section):
     max_cluster_cer: Annotated[float, Field(ge=0.0)] | None = None
 
 
-class SelectSection(_Section):
-    """How gap scores become a selection, and how much to select."""
+class SelectSection(_PluginSection):
+    """How gap scores become a selection, and how much to select; a strategy's parameters
+    in its table, `[select.<strategy>]` (e.g. `[select.salad] gamma`)."""
 
+    # A registered name (salad, random, stratified, top_k, diverse) or a module:Class.
     strategy: str = "salad"
-    gamma: Annotated[float, Field(ge=0.0)] = 5.0
     # Which of the three amounts a round spends; audio hours are estimated from text length.
     budget_unit: Literal["texts", "audio_hours", "tokens"] = "texts"
     budget_texts: Annotated[int, Field(gt=0)] = 400
@@ -253,8 +275,6 @@ class SelectSection(_Section):
     exploration_weight: Annotated[float, Field(ge=0.0)] = 1.0
     # Skip a text whose embedding has cosine >= this with one already picked (any round).
     near_duplicate_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-    # diverse: the high-gap candidate set holds this many times the texts to pick.
-    diverse_candidates: Annotated[float, Field(ge=1.0)] = 4.0
     exclude: ExcludeSection = ExcludeSection()
 
 
@@ -350,9 +370,12 @@ def is_builtin(source: str) -> bool:
     return source.startswith(BUILTIN_PREFIX)
 
 
-def format_validation_error(origin: str, err: ValidationError) -> str:
+def format_validation_error(origin: str | None, err: ValidationError, prefix: str = "") -> str:
+    """One line naming the first bad key (under `prefix`, the table the model was read
+    from) and what is wrong with it; `origin` names the file, where one is known."""
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    key = ".".join([*([prefix] if prefix else []), *(str(p) for p in first["loc"])])
+    key = key or "(top level)"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -363,7 +386,8 @@ def format_validation_error(origin: str, err: ValidationError) -> str:
         msg = f"{msg} (got {first['input']!r})"
     more = len(err.errors()) - 1
     suffix = f" (+{more} more)" if more else ""
-    return f"config error in {origin}: {key}: {msg}{suffix}"
+    where = f" in {origin}" if origin else ""
+    return f"config error{where}: {key}: {msg}{suffix}"
 
 
 def _apply_override(data: dict[str, Any], assignment: str) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from saladpipe.data_schemas.config import PrefectSection, RunConfig
+from saladpipe.tts.registry import voice_engines
 
 GPU_TAG = "saladpipe-gpu"
 CPU_TTS_TAG = "saladpipe-cpu-tts"
@@ -92,18 +93,16 @@ def _on_gpu(device: str, cuda_available: bool) -> bool:
 
 
 def stage_tags(config: RunConfig, cuda_available: bool) -> StageTags:
-    """Scoring on a GPU takes a GPU slot; synthesis a GPU slot for a voice on the GPU (Coqui
-    with device auto or cuda, any engine with an explicit cuda device) and a CPU-engine slot
+    """Scoring on a GPU takes a GPU slot; synthesis a GPU slot for a voice on the GPU (as
+    its engine says for the device setting: `TTSEngine.wants_gpu`) and a CPU-engine slot
     for a voice on the CPU.
 
     Devices are judged where the flow runs; with `auto`, a flow on a machine without a GPU
     tags nothing as GPU work even if its Dask workers have one.
     """
     score = (GPU_TAG,) if _on_gpu(config.models.device, cuda_available) else ()
-    device = config.tts.device
     gpu_voice = [
-        device.startswith("cuda") or (spec.engine == "coqui" and _on_gpu(device, cuda_available))
-        for spec in config.tts.voice_specs()
+        engine.wants_gpu(config.tts.device, cuda_available) for engine in voice_engines(config.tts)
     ]
     tts = ((GPU_TAG,) if any(gpu_voice) else ()) + ((CPU_TTS_TAG,) if not all(gpu_voice) else ())
     return StageTags(score, tts)

@@ -19,8 +19,10 @@ from saladpipe.pipeline.ledger import RoundInputs
 from saladpipe.pipeline.score import scoring_counts, scoring_model_ids
 from saladpipe.pipeline.select import SelectOutcome
 from saladpipe.pipeline.stage import Stage
+from saladpipe.tts.registry import voice_engines
 from saladpipe.tts.voices import check_voices
 
+# Beside these, each engine of the run names its own (`TTSEngine.packages`).
 _VERSIONED = (
     "saladpipe",
     "torch",
@@ -29,16 +31,16 @@ _VERSIONED = (
     "faiss-cpu",
     "pyarrow",
     "prefect",
-    "piper-tts",
-    "coqui-tts",
     "numpy",
 )
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages whose behaviour shapes the output."""
+def package_versions(config: RunConfig) -> dict[str, str]:
+    """Versions of Python and the packages whose behaviour shapes the output: the
+    pipeline's and those of the run's TTS engines."""
     versions = {"python": platform.python_version()}
-    for name in _VERSIONED:
+    engines = [name for engine in voice_engines(config.tts) for name in engine.packages]
+    for name in dict.fromkeys([*_VERSIONED, *engines]):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -73,8 +75,8 @@ def quarantine_entry(root: Path, path: Path) -> QuarantineEntry:
 def voice_entries(config: RunConfig) -> list[VoiceEntry]:
     """The run's voices as its config names them, resolved without loading a model."""
     return [
-        VoiceEntry(str(spec.engine), info.name, info.license, info.deterministic)
-        for spec, info in zip(config.tts.voice_specs(), check_voices(config.tts), strict=True)
+        VoiceEntry(engine.name, info.name, info.license, info.deterministic)
+        for engine, info in zip(voice_engines(config.tts), check_voices(config.tts), strict=True)
     ]
 
 
@@ -116,7 +118,7 @@ def write_manifest(
         config_hash=config.config_hash(),
         config=config.model_dump(mode="json"),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        versions=package_versions(),
+        versions=package_versions(config),
         models=models,
         counts=counts,
         shards=[shard_entry(layout.root, p) for p in shards],

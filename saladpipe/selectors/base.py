@@ -5,18 +5,23 @@ are still eligible) and puts the eligible texts in its order of preference, prod
 on demand. The shared `Strategy.select` walks that order, skips near-duplicates and
 stops where the budget ends, so every strategy gets budgets, de-duplication and the
 same guarantees for free. A strategy never sees texts or files: the pipeline does I/O.
+
+A strategy carries its parameters (`Params`, read from the config table
+`[select.<name>]`) and its own words: `explain` says why a finished round picked a
+text or passed it over, from what the run folder recorded (`TextInRound`).
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from saladpipe.selectors.budget import Budget
 from saladpipe.selectors.errors import SelectionError
@@ -147,17 +152,66 @@ class Ordering(ABC):
         return None
 
 
+@dataclass(frozen=True, eq=False)
+class TextInRound:
+    """One text of the pool in one finished round, as the run folder recorded it: what a
+    strategy's `explain` puts in words."""
+
+    row: int  # the text's row in the pool
+    cluster: int
+    gap: float  # its own gap estimate, as the round used it
+    cluster_probability: float  # P(c) of its cluster this round
+    rank: int | None  # its place among the round's picks; None: not picked
+    probability: float | None  # its probability at a single draw, when picked
+    picked_ids: Sequence[str]  # the round's picks, in rank order
+    picked_rows: np.ndarray  # int64, their pool rows
+    picked_clusters: np.ndarray  # int, their clusters
+    picked_gaps: np.ndarray  # float, their own gap estimates
+    vectors: VectorLookup  # unit embedding vectors of pool rows, read when asked
+
+    @property
+    def picked(self) -> bool:
+        return self.rank is not None
+
+
 class Strategy(ABC):
-    """Base of all strategies; a subclass registers itself in `saladpipe.selectors.registry`."""
+    """Base of all strategies; each is registered in `saladpipe.selectors.registry` (or,
+    outside the package, with `register_strategy`).
+
+    The constructor takes the fields of `Params` by name (the registry builds a strategy
+    from its validated table that way) and keeps them as `params`.
+    """
+
+    class Params(BaseModel):
+        """The strategy's parameters, from its config table `[select.<name>]`; subclass it
+        (frozen, unknown keys refused) to add some. This base has none."""
+
+        model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Registry name, also written to every selected row's `strategy` column.
-    name: str = ""
+    name: ClassVar[str] = ""
     #: Whether the order needs the pool's embedding vectors.
-    needs_vectors: bool = False
+    needs_vectors: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        self.params = self.Params.model_validate(params)
+
+    def describe(self) -> str:
+        """The strategy and its parameters in words: `salad, gamma 5`."""
+        words = [
+            f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+            for key, value in self.params
+        ]
+        return ", ".join([self.name, *words])
 
     @abstractmethod
     def ordering(self, pool: Pool, rng: np.random.Generator) -> Ordering:
         """The eligible rows in this strategy's order of preference."""
+
+    @abstractmethod
+    def explain(self, text: TextInRound) -> str:
+        """Why this strategy picked `text` in its round, or passed it over, in a few words
+        (`saladpipe explain`; texts excluded, skipped or picked before never get here)."""
 
     def select(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from saladpipe.selectors.base import Ordering, Pool
+from saladpipe.selectors.base import Ordering, Pool, TextInRound
 from saladpipe.selectors.errors import SelectionError
 
 
@@ -76,3 +76,14 @@ class ClusterDraw(Ordering):
             f"every cluster with P(c) > 0 ran out after {int(self._taken.sum())} texts; "
             f"the {left} eligible texts left are in clusters with P(c) = 0 and were not drawn"
         )
+
+
+def explain_cluster_draw(text: TextInRound) -> str:
+    """Why a draw of clusters by P(c), texts uniformly inside, took a text or not."""
+    if not text.picked and text.cluster_probability == 0:
+        return "its cluster had P(c) = 0, so it was never drawn"
+    drawn = "drawn" if text.picked else "not among those drawn"
+    return (
+        "clusters are drawn by P(c) and texts uniformly inside a drawn cluster; "
+        f"this text was {drawn}"
+    )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
-from saladpipe.selectors.base import Ordering, Pool, Strategy
-from saladpipe.selectors.errors import SelectionError
-from saladpipe.selectors.top_k import ByGap
+from saladpipe.selectors.base import Ordering, Pool, Strategy, TextInRound
+from saladpipe.selectors.top_k import ByGap, explain_by_gap
 
 
 class _GapWeightedKCenter(Ordering):
@@ -72,13 +73,32 @@ class _GapWeightedKCenter(Ordering):
 class DiverseStrategy(Strategy):
     """High gap, but not the same thing twice: spreads picks over the embedding space."""
 
+    class Params(Strategy.Params):
+        """`[select.diverse]`."""
+
+        # The high-gap candidate set holds this many times the texts to pick.
+        candidates: Annotated[float, Field(ge=1.0)] = 4.0
+
     name = "diverse"
     needs_vectors = True
-
-    def __init__(self, candidates: float = 4.0) -> None:
-        if not candidates >= 1.0:
-            raise SelectionError(f"diverse candidates factor must be >= 1, got {candidates}")
-        self.candidates = candidates
+    params: Params
 
     def ordering(self, pool: Pool, rng: np.random.Generator) -> Ordering:
-        return _GapWeightedKCenter(pool, rng, self.candidates)
+        return _GapWeightedKCenter(pool, rng, self.params.candidates)
+
+    def explain(self, text: TextInRound) -> str:
+        if text.picked:
+            return (
+                "the diverse pick takes, among the highest-gap candidates, the text with the "
+                "largest gap · (1 − cosine to its nearest earlier pick)"
+            )
+        if text.gap < float(text.picked_gaps.min()):
+            return explain_by_gap(text)
+        vectors = text.vectors(np.append(text.picked_rows, text.row))
+        similarity = vectors[:-1] @ vectors[-1]
+        nearest = int(np.argmax(similarity))
+        return (
+            "its gap is in the picked range, but the diverse pick prefers texts far from "
+            f"those already picked; nearest pick {text.picked_ids[nearest]} "
+            f"(cosine {similarity[nearest]:.3f})"
+        )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Annotated
 
-from saladpipe.selectors.base import Ordering, Pool, Strategy
-from saladpipe.selectors.cluster_draw import ClusterDraw
+import numpy as np
+from pydantic import Field
+
+from saladpipe.selectors.base import Ordering, Pool, Strategy, TextInRound
+from saladpipe.selectors.cluster_draw import ClusterDraw, explain_cluster_draw
 from saladpipe.selectors.errors import SelectionError
 
 
@@ -40,15 +43,26 @@ class SaladStrategy(Strategy):
     rounds or excluded, each remaining text still has a chance proportional to M(c)^γ.
     """
 
+    class Params(Strategy.Params):
+        """`[select.salad]`."""
+
+        # γ: 0 draws clusters as the pool holds them; the larger, the more the draw goes
+        # to the clusters with the largest gap (docs/selection.md).
+        gamma: Annotated[float, Field(ge=0.0)] = 5.0
+
     name = "salad"
+    params: Params
 
     def __init__(self, gamma: float) -> None:
         if not gamma >= 0:
             raise SelectionError(f"gamma must be >= 0, got {gamma}")
-        self.gamma = gamma
+        super().__init__(gamma=gamma)
 
     def ordering(self, pool: Pool, rng: np.random.Generator) -> Ordering:
         counts = pool.eligible_counts
         share = counts / counts.sum()
-        p = salad_cluster_probability(share, pool.cluster_gap, self.gamma)
+        p = salad_cluster_probability(share, pool.cluster_gap, self.params.gamma)
         return ClusterDraw(pool, p, rng)
+
+    def explain(self, text: TextInRound) -> str:
+        return explain_cluster_draw(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from saladpipe.selectors.base import Ordering, Pool, Strategy
+from saladpipe.selectors.base import Ordering, Pool, Strategy, TextInRound
 
 
 class ByGap(Ordering):
@@ -36,3 +36,15 @@ class TopKStrategy(Strategy):
 
     def ordering(self, pool: Pool, rng: np.random.Generator) -> Ordering:
         return ByGap(pool, rng)
+
+    def explain(self, text: TextInRound) -> str:
+        return explain_by_gap(text)
+
+
+def explain_by_gap(text: TextInRound) -> str:
+    """Why an order by gap, highest first, took a text or not: where the budget ended."""
+    lowest = float(text.picked_gaps.min())
+    tie = not text.picked and text.gap >= lowest
+    return f"picks go by gap, highest first; the budget ended at gap {lowest:.4g}" + (
+        " (ties in random order)" if tie else ""
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from saladpipe.selectors.base import Ordering, Pool, Strategy
-from saladpipe.selectors.cluster_draw import ClusterDraw
+from saladpipe.selectors.base import Ordering, Pool, Strategy, TextInRound
+from saladpipe.selectors.cluster_draw import ClusterDraw, explain_cluster_draw
 
 
 class _Shuffled(Ordering):
@@ -35,6 +35,10 @@ class RandomStrategy(Strategy):
     def ordering(self, pool: Pool, rng: np.random.Generator) -> Ordering:
         return _Shuffled(pool, rng)
 
+    def explain(self, text: TextInRound) -> str:
+        drawn = "drawn" if text.picked else "not among those drawn"
+        return f"a uniform draw over the eligible texts; this text was {drawn}"
+
 
 class StratifiedStrategy(Strategy):
     """Every cluster that has eligible texts equally likely, texts uniform inside."""
@@ -43,3 +47,6 @@ class StratifiedStrategy(Strategy):
 
     def ordering(self, pool: Pool, rng: np.random.Generator) -> Ordering:
         return ClusterDraw(pool, (pool.eligible_counts > 0).astype(np.float64), rng)
+
+    def explain(self, text: TextInRound) -> str:
+        return explain_cluster_draw(text)

@@ -2,7 +2,7 @@
 
 from saladpipe.tts.base import EngineOptions, TTSEngine, VoiceInfo
 from saladpipe.tts.checks import check_clip
-from saladpipe.tts.registry import ENGINES, create_engine, describe_voice
+from saladpipe.tts.registry import ENGINES, create_engine, describe_voice, register_engine
 from saladpipe.tts.service import Rejected, SpeechService, SpokenText
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "check_clip",
     "create_engine",
     "describe_voice",
+    "register_engine",
 ]

@@ -16,17 +16,26 @@ cannot promise this says so (`deterministic`), and the run's manifest records it
 `describe` resolves a voice without loading it (paths, licence, language,
 determinism), so a run can refuse a bad voice or a non-commercial licence before
 anything runs.
+
+An engine carries its own needs, so that nothing outside its module names it: its
+options (`Options`, read from the config table `[tts.<name>]`), whether a device
+setting puts it on a GPU (`wants_gpu`), the packages whose versions shape its audio
+(`packages`, recorded in the manifest) and its default licence.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from saladpipe.data_schemas.config import VoiceSpec
+from saladpipe.tts.licenses import UNKNOWN, canonical_license
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -43,18 +52,39 @@ class VoiceInfo:
 @dataclass(frozen=True)
 class EngineOptions:
     """How an engine runs in this process: device ("cpu", "cuda", "cuda:1"), CPU threads,
-    and the number format of a neural vocoder ("auto": bfloat16 where the device has it)."""
+    and the engine's own options (its `Options`, validated from `[tts.<name>]`; None: its
+    defaults)."""
 
     device: str = "cpu"
     threads: int = 1
-    precision: str = "auto"
+    own: BaseModel | None = None
+
+    def of(self, kind: type[M]) -> M:
+        """The engine's own options as `kind`, the engine's `Options` (its defaults when
+        none were given)."""
+        if self.own is None:
+            return kind()
+        if not isinstance(self.own, kind):
+            raise TypeError(f"engine options are {type(self.own).__qualname__}, not {kind}")
+        return self.own
 
 
 class TTSEngine(ABC):
-    """Base of all engines; each registers itself in `saladpipe.tts.registry`."""
+    """Base of all engines; each is registered in `saladpipe.tts.registry` (or, outside
+    the package, with `register_engine`)."""
+
+    class Options(BaseModel):
+        """The engine's own settings, from its config table `[tts.<name>]`; subclass it
+        (frozen, unknown keys refused) to add some. This base has none."""
+
+        model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Registry name, also written to every clip's `tts_engine` column.
     name: ClassVar[str] = ""
+    #: Python distributions whose versions shape this engine's audio (the manifest's versions).
+    packages: ClassVar[tuple[str, ...]] = ()
+    #: Licence of a voice whose config and files name none (None: "unknown").
+    default_license: ClassVar[str | None] = None
     #: The voice used when the config names none; None means the engine needs one.
     default_voice: ClassVar[str | None] = None
     #: Longest text piece one call speaks well; longer texts are split before synthesis.
@@ -73,6 +103,20 @@ class TTSEngine(ABC):
         self.options = options
         self.voice = self.describe(spec, options.device)
         self.deterministic = self.voice.deterministic
+
+    @classmethod
+    def wants_gpu(cls, device: str, cuda_available: bool) -> bool:
+        """Whether a voice of this engine holds a GPU with `tts.device = device`: by default
+        only for an explicit cuda device (an engine that picks one for "auto" says so)."""
+        return device.startswith("cuda")
+
+    @classmethod
+    def voice_license(cls, spec: VoiceSpec, found: str | None = None) -> str:
+        """The licence recorded with a voice's clips: the config's, else the one the voice
+        declares (`found`), else the engine's default, else unknown."""
+        if spec.license:
+            return canonical_license(spec.license)
+        return found or cls.default_license or UNKNOWN
 
     @classmethod
     @abstractmethod

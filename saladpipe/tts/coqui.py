@@ -24,7 +24,7 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -193,7 +193,18 @@ def decoder_dtype(requested: str, device: str) -> str:
 class CoquiEngine(TTSEngine):
     """One Coqui model and speaker; the GPU engine, batched for VITS models."""
 
+    class Options(TTSEngine.Options):
+        """`[tts.coqui]`."""
+
+        # Number format of the neural vocoder (Coqui VITS's HiFi-GAN decoder, ~95 % of its
+        # time): auto = bfloat16 where the device computes it natively (a CPU with
+        # AVX512-BF16 or AMX, a GPU with bf16), else float32. bfloat16 decodes 2.2x faster
+        # on such a CPU, clip lengths unchanged, ~39 dB from the float32 waveform
+        # (docs/benchmarks.md).
+        precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
     name = "coqui"
+    packages = ("coqui-tts",)
     deterministic = True  # on the CPU (describe)
 
     def __init__(self, spec: VoiceSpec, options: EngineOptions) -> None:
@@ -204,7 +215,7 @@ class CoquiEngine(TTSEngine):
 
         torch.set_num_threads(options.threads)
         device = _device(options.device)
-        self.precision = decoder_dtype(options.precision, device)
+        self.precision = decoder_dtype(options.of(CoquiEngine.Options).precision, device)
         self._synthesizer = _load(
             resolve_coqui_model(spec.voice, spec.license), device, self.precision
         )
@@ -226,6 +237,11 @@ class CoquiEngine(TTSEngine):
         else:
             self._speak = self._api_batch
             self.max_chars = 400
+
+    @classmethod
+    def wants_gpu(cls, device: str, cuda_available: bool) -> bool:
+        """Coqui takes the GPU for "auto" too, where there is one."""
+        return device.startswith("cuda") or (device == "auto" and cuda_available)
 
     @classmethod
     def describe(cls, spec: VoiceSpec, device: str = "cpu") -> VoiceInfo:

@@ -17,10 +17,6 @@ import numpy as np
 from saladpipe.data_schemas.config import VoiceSpec
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.tts.base import EngineOptions, TTSEngine, VoiceInfo
-from saladpipe.tts.licenses import canonical_license
-
-# eSpeak NG and its voice data are GPL-3.0-or-later; the audio it makes is not restricted.
-LICENSE = "GPL-3.0-or-later"
 
 
 def espeak_program() -> str:
@@ -74,6 +70,8 @@ class EspeakEngine(TTSEngine):
     """One eSpeak NG voice (and variant); each call runs the program once."""
 
     name = "espeak"
+    # eSpeak NG and its voice data are GPL-3.0-or-later; the audio it makes is not restricted.
+    default_license = "GPL-3.0-or-later"
     default_voice = "en-us"
     max_chars = 2000
     deterministic = True
@@ -109,7 +107,7 @@ class EspeakEngine(TTSEngine):
         return VoiceInfo(
             name=voice if spec.speaker is None else f"{voice}+{spec.speaker}",
             language=voices[voice],
-            license=canonical_license(spec.license) if spec.license else LICENSE,
+            license=cls.voice_license(spec),
             deterministic=cls.deterministic,
         )
 

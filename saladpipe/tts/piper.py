@@ -16,7 +16,7 @@ import numpy as np
 from saladpipe.data_schemas.config import BUILTIN_PREFIX, VoiceSpec, is_builtin
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.tts.base import EngineOptions, TTSEngine, VoiceInfo
-from saladpipe.tts.licenses import canonical_license, license_in_folder
+from saladpipe.tts.licenses import license_in_folder
 from saladpipe.tts.piper_noise import NoiseFeeder, feed_noise, voice_noise
 
 BUILTIN_VOICES = ("joe-us",)
@@ -63,6 +63,7 @@ class PiperEngine(TTSEngine):
     """A Piper voice in one ONNX session with the worker's thread count."""
 
     name = "piper"
+    packages = ("piper-tts", "onnxruntime")
     default_voice = "builtin:joe-us"
     # On the CPU, when every random op of the voice's graph can be fed from outside.
     deterministic = True
@@ -111,7 +112,7 @@ class PiperEngine(TTSEngine):
         return VoiceInfo(
             name=model_path.stem if spec.speaker is None else f"{model_path.stem}:{spec.speaker}",
             language=str(config.get("language", {}).get("code", "unknown")),
-            license=canonical_license(spec.license) if spec.license else found or "unknown",
+            license=cls.voice_license(spec, found),
             # GPU kernels may sum in a different order from run to run.
             deterministic=(
                 cls.deterministic and not _on_gpu(device) and voice_noise(model_path).deterministic

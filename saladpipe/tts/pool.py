@@ -24,7 +24,6 @@ from typing import Any
 from saladpipe.data_schemas.config import VoiceSpec
 from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
 from saladpipe.tts.base import EngineOptions, TTSEngine, VoiceInfo
-from saladpipe.tts.registry import create_engine
 from saladpipe.tts.render import Failed, Outcome, RenderSettings, Request, batch_size, render
 
 EngineFactory = Callable[[VoiceSpec, EngineOptions], TTSEngine]
@@ -35,6 +34,20 @@ JOB_TEXTS = 8
 
 class EngineStartError(SaladpipeError):
     """A worker could not load its voices."""
+
+
+@dataclass(frozen=True)
+class VoiceSetup:
+    """One voice as a worker loads it: `engine(spec, options)`.
+
+    The engine is resolved in the parent, not by name in the worker: a worker starts
+    from the fork server and sees no registration the parent made, but a class travels
+    by reference, so the worker imports its module (which registers it again).
+    """
+
+    engine: EngineFactory
+    spec: VoiceSpec
+    options: EngineOptions
 
 
 @dataclass(frozen=True)
@@ -52,10 +65,8 @@ class VoiceReport:
 def _serve(
     conn: Connection,
     environment: dict[str, str],
-    voices: Sequence[VoiceSpec],
-    options: EngineOptions,
+    voices: Sequence[VoiceSetup],
     settings: RenderSettings,
-    factory: EngineFactory,
 ) -> None:
     """A worker's life: load every voice, report, then render jobs until told to stop."""
     os.environ.clear()  # the caller's environment now, not the fork server's at its start
@@ -65,7 +76,7 @@ def _serve(
     # thousands of clips. A small cache costs little: lengths rarely repeat anyway.
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
     try:
-        engines = [factory(voice, options) for voice in voices]
+        engines = [voice.engine(voice.spec, voice.options) for voice in voices]
     except Exception as exc:
         conn.send(("failed", f"{type(exc).__name__}: {exc}", isinstance(exc, ConfigError)))
         return
@@ -126,16 +137,14 @@ class WorkerPool:
 
     def __init__(
         self,
-        voices: Sequence[VoiceSpec],
+        voices: Sequence[VoiceSetup],
         settings: RenderSettings,
-        options: EngineOptions,
         workers: int = 1,
         timeout_s: float = 300.0,
         retries: int = 2,
-        factory: EngineFactory = create_engine,
         start_timeout_s: float = 900.0,
     ) -> None:
-        self._args = (tuple(voices), options, settings, factory)
+        self._args = (tuple(voices), settings)
         self._size = workers
         self.timeout_s = timeout_s
         self.retries = retries

@@ -23,8 +23,8 @@ from saladpipe.data_schemas.heavy import Heavy
 from saladpipe.tts.asr import Transcriber, character_error_rate
 from saladpipe.tts.audio import decode
 from saladpipe.tts.base import EngineOptions, VoiceInfo
-from saladpipe.tts.pool import EngineFactory, VoiceReport, WorkerPool
-from saladpipe.tts.registry import create_engine
+from saladpipe.tts.pool import EngineFactory, VoiceReport, VoiceSetup, WorkerPool
+from saladpipe.tts.registry import engine_options, voice_engines
 from saladpipe.tts.render import Failed, Outcome, RenderSettings, Request, Spoken
 from saladpipe.tts.voices import assign_voices, check_voices, text_seed
 
@@ -63,32 +63,43 @@ def worker_threads(tts: TTSSection) -> int:
 
 
 class SpeechService:
-    """Speaks texts with a run's voices; start once per process, reuse for every shard."""
+    """Speaks texts with a run's voices; start once per process, reuse for every shard.
+
+    `factory`, where given, loads every voice in place of its engine (tests use it to
+    inject faults); the voice's engine still gives its options.
+    """
 
     def __init__(
         self,
         tts: TTSSection,
         audio_format: str,
         seed: int,
-        factory: EngineFactory = create_engine,
+        factory: EngineFactory | None = None,
     ) -> None:
         self.tts = tts
         self.audio_format = audio_format
         self.seed = seed
         self.voices: list[VoiceInfo] = check_voices(tts)
+        engines = voice_engines(tts)
         self._weights = [spec.weight for spec in tts.voice_specs()]
         self._voice_ids = [
-            (str(spec.engine), info.name)
-            for spec, info in zip(tts.voice_specs(), self.voices, strict=True)
+            (engine.name, info.name) for engine, info in zip(engines, self.voices, strict=True)
+        ]
+        threads = worker_threads(tts)
+        voices = [
+            VoiceSetup(
+                factory or engine,
+                spec,
+                EngineOptions(tts.device, threads, engine_options(tts, engine)),
+            )
+            for engine, spec in zip(engines, tts.voice_specs(), strict=True)
         ]
         self._pool = WorkerPool(
-            tts.voice_specs(),
+            voices,
             RenderSettings.of(tts, audio_format),
-            EngineOptions(tts.device, worker_threads(tts), tts.precision),
             workers=tts.workers,
             timeout_s=tts.timeout_s,
             retries=tts.retries,
-            factory=factory,
         ).start()
         self._transcriber: Transcriber | None = None
         self._lock = threading.Lock()

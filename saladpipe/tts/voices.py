@@ -18,7 +18,7 @@ from saladpipe.data_schemas.config import TTSSection
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.tts.base import VoiceInfo
 from saladpipe.tts.licenses import allows_commercial_use
-from saladpipe.tts.registry import describe_voice
+from saladpipe.tts.registry import ENGINES, voice_engines
 
 
 def stable_hash(seed: int, key: str) -> int:
@@ -52,10 +52,13 @@ def assign_voices(text_ids: Sequence[str], weights: Sequence[float], seed: int) 
 
 
 def check_voices(tts: TTSSection) -> list[VoiceInfo]:
-    """Resolve every voice without loading it; refuse non-commercial licences when required."""
+    """Resolve every voice without loading it and check every `[tts.<engine>]` table
+    against its engine's options; refuse non-commercial licences when required."""
+    engines = voice_engines(tts)  # first: a module:Class voice registers its engine
+    ENGINES.check_tables(tts.plugin_tables())
     infos = []
-    for number, spec in enumerate(tts.voice_specs()):
-        info = describe_voice(spec, tts.device)
+    for number, (spec, engine) in enumerate(zip(tts.voice_specs(), engines, strict=True)):
+        info = engine.describe(spec, tts.device)
         if tts.require_commercial_license and not allows_commercial_use(info.license):
             key = f"tts.voices[{number}]" if tts.voices else "tts.voice"
             raise ConfigError(
