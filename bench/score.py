@@ -32,9 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import (
-    GPT2Config,
     GPT2LMHeadModel,
-    Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2Model,
 )
@@ -48,6 +46,7 @@ from saladpipe.models import (
     resolve_device,
 )
 from saladpipe.models.bpe import SPECIAL_TOKEN, train_bpe_tokenizer
+from saladpipe.models.configs import gpt2_config, wav2vec2_config
 from saladpipe.models.distillation import (
     DistillationScorer,
     PreparedRow,
@@ -64,30 +63,9 @@ def build_models(texts: list[str], device: torch.device) -> tuple[Teacher, Speec
     tokenizer = train_bpe_tokenizer(texts, 50257, 1024)
     torch.manual_seed(0)
     special = tokenizer.convert_tokens_to_ids(SPECIAL_TOKEN)
-    lm = GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=len(tokenizer),
-            n_embd=256,
-            n_layer=4,
-            n_head=4,
-            n_positions=1024,
-            bos_token_id=special,
-            eos_token_id=special,
-            pad_token_id=special,
-        )
-    ).eval()
-    encoder = Wav2Vec2Model(
-        Wav2Vec2Config(
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=128,
-            conv_dim=(32,) * 7,
-            feat_extract_norm="layer",
-            do_stable_layer_norm=True,
-            mask_time_prob=0.0,
-        )
-    ).eval()
+    config = gpt2_config(len(tokenizer), special, width=256, layers=4, heads=4, context=1024)
+    lm = GPT2LMHeadModel(config).eval()
+    encoder = Wav2Vec2Model(wav2vec2_config()).eval()
     features = Wav2Vec2FeatureExtractor(sampling_rate=RATE, return_attention_mask=True)
     adapter = FrameStackAdapter(
         AdapterConfig(stride=4, input_size=64, hidden_size=256, output_size=256)

@@ -14,10 +14,8 @@ from transformers import (
     AutoTokenizer,
     Qwen2AudioConfig,
     Qwen2AudioForConditionalGeneration,
-    Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2Model,
-    WhisperConfig,
     WhisperFeatureExtractor,
     WhisperModel,
 )
@@ -33,6 +31,7 @@ from saladpipe.models import (
     load_student,
     load_teacher,
 )
+from saladpipe.models.configs import wav2vec2_config, whisper_encoder_config
 
 TEXTS = [
     f"Sentence {i} is about {topic} and the words that usually follow {topic} in a text."
@@ -62,22 +61,8 @@ def noise(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
 def whisper_student(lm_dir: Path, seed: int = 0) -> SpeechAdaptedLM:
     """A tiny Whisper-encoder student (2 s window) around the LM and tokenizer in `lm_dir`."""
     torch.manual_seed(seed)
-    config = WhisperConfig(
-        d_model=64,
-        encoder_layers=2,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=128,
-        decoder_layers=1,
-        decoder_attention_heads=2,
-        decoder_ffn_dim=128,
-        num_mel_bins=80,
-        max_source_positions=100,
-        max_target_positions=16,
-        vocab_size=64,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=1,
+    config = whisper_encoder_config(
+        width=64, layers=2, heads=2, ffn=128, mel_bins=80, source_positions=100, dropout=0.1
     )
     encoder = WhisperModel(config).eval()
     feature_extractor = WhisperFeatureExtractor(
@@ -94,16 +79,7 @@ def whisper_student(lm_dir: Path, seed: int = 0) -> SpeechAdaptedLM:
 def group_norm_student(student: SpeechAdaptedLM, seed: int = 0) -> SpeechAdaptedLM:
     """`student` with a wav2vec2-base-style encoder whose group norm spans padding too."""
     torch.manual_seed(seed)
-    config = Wav2Vec2Config(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
-        conv_dim=(32,) * 7,
-        feat_extract_norm="group",
-        do_stable_layer_norm=False,
-        mask_time_prob=0.0,
-    )
+    config = wav2vec2_config(group_norm=True)
     feature_extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=False)
     encoder = Wav2Vec2Model(config).eval()
     return SpeechAdaptedLM(

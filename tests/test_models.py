@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import Gemma2Config, Gemma2ForCausalLM, GPT2Config, GPT2LMHeadModel
+from transformers import Gemma2Config, Gemma2ForCausalLM, GPT2LMHeadModel
 
 from saladpipe.data_schemas.config import ModelSpec
 from saladpipe.data_schemas.errors import SaladpipeError
@@ -25,6 +25,7 @@ from saladpipe.models import (
     resolve_device,
     resolve_dtype,
 )
+from saladpipe.models.configs import gpt2_config
 from saladpipe.models.distillation import DistillationScorer, ScoreItem
 from saladpipe.models.speech_lm import MANIFEST_FILE
 from tests.model_factories import (
@@ -317,9 +318,8 @@ def test_model_ids_are_known_without_loading_and_follow_the_files(
 
 def _gpt2(**config: object) -> GPT2LMHeadModel:
     torch.manual_seed(0)
-    return GPT2LMHeadModel(
-        GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2, **config)
-    ).eval()
+    shape = gpt2_config(64, 0, width=32, layers=1, heads=2, context=1024, **config)
+    return GPT2LMHeadModel(shape).eval()
 
 
 def test_text_lm_heads_match_the_models_forward() -> None:

@@ -282,7 +282,7 @@ class OutputSection(_Section):
     """The trainer-facing shards."""
 
     shard_rows: Annotated[int, Field(gt=0)] = 500
-    # FLAC is lossless; Opus (Ogg, 16 kHz+) is about 10x smaller and lossy.
+    # FLAC is lossless; Opus (Ogg, 16 kHz+) is lossy and much smaller.
     audio_format: Literal["flac", "wav", "opus"] = "flac"
     max_shard_mb: Annotated[float, Field(gt=0)] = 1024.0
     row_group_mb: Annotated[float, Field(gt=0)] = 100.0

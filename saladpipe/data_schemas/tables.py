@@ -243,16 +243,21 @@ SHARD = _schema(
 )
 
 
+# The rows a mix source offers: an item, where to find it, its text and (speech) duration.
+_MIX_ITEM = [
+    pa.field("item_id", pa.string(), nullable=False),
+    pa.field("locator", pa.string(), nullable=False),
+    pa.field("text", pa.string(), nullable=False),
+    pa.field("duration_s", pa.float64()),
+]
+MIX_CANDIDATES = _schema("mix_candidates", _MIX_ITEM)
 # Rows of a training mix: which source each came from and where to find it.
 MIX_ROWS = _schema(
     "mix_rows",
     [
         pa.field("source", pa.string(), nullable=False),
         pa.field("kind", pa.string(), nullable=False),
-        pa.field("item_id", pa.string(), nullable=False),
-        pa.field("locator", pa.string(), nullable=False),
-        pa.field("text", pa.string(), nullable=False),
-        pa.field("duration_s", pa.float64()),
+        *_MIX_ITEM,
     ],
 )
 

@@ -89,14 +89,7 @@ def read_nemo_source(source: MixSource) -> pa.Table:
             rows["duration_s"].append(duration)
     return pa.table(
         rows,
-        schema=pa.schema(
-            [
-                ("item_id", pa.string()),
-                ("locator", pa.string()),
-                ("text", pa.string()),
-                ("duration_s", pa.float64()),
-            ]
-        ),
+        schema=tables.MIX_CANDIDATES,
     )
 
 
@@ -117,14 +110,7 @@ def read_text_source(source: MixSource) -> tuple[pa.Table, dict[str, int]]:
             rows["duration_s"].append(None)
     return pa.table(
         rows,
-        schema=pa.schema(
-            [
-                ("item_id", pa.string()),
-                ("locator", pa.string()),
-                ("text", pa.string()),
-                ("duration_s", pa.float64()),
-            ]
-        ),
+        schema=tables.MIX_CANDIDATES,
     ), skipped
 
 

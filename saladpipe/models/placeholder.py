@@ -18,14 +18,13 @@ from pathlib import Path
 
 import torch
 from transformers import (
-    GPT2Config,
     GPT2LMHeadModel,
-    Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2Model,
 )
 
 from saladpipe.models.bpe import SPECIAL_TOKEN, train_bpe_tokenizer
+from saladpipe.models.configs import gpt2_config, wav2vec2_config
 from saladpipe.models.speech_lm import AdapterConfig, FrameStackAdapter, SpeechAdaptedLM
 
 PLACEHOLDER_FORMAT_VERSION = 1
@@ -67,33 +66,13 @@ def ensure_placeholder_models(cache_dir: Path, texts: Sequence[str], seed: int) 
 
 
 def _tiny_gpt2(vocab_size: int, special_id: int) -> GPT2LMHeadModel:
-    config = GPT2Config(
-        vocab_size=vocab_size,
-        n_embd=64,
-        n_layer=2,
-        n_head=2,
-        n_positions=CONTEXT,
-        bos_token_id=special_id,
-        eos_token_id=special_id,
-        pad_token_id=special_id,
-    )
+    config = gpt2_config(vocab_size, special_id, width=64, layers=2, heads=2, context=CONTEXT)
     return GPT2LMHeadModel(config).eval()
 
 
 def _tiny_wav2vec2() -> tuple[Wav2Vec2Model, Wav2Vec2FeatureExtractor]:
     """320x downsampling at 16 kHz like wav2vec2-base; layer norm so padding is masked."""
-    config = Wav2Vec2Config(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
-        conv_dim=(32,) * 7,
-        conv_stride=(5, 2, 2, 2, 2, 2, 2),
-        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-        mask_time_prob=0.0,
-    )
+    config = wav2vec2_config()
     feature_extractor = Wav2Vec2FeatureExtractor(
         feature_size=1,
         sampling_rate=16000,

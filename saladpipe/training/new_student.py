@@ -14,11 +14,11 @@ import copy
 from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    WhisperConfig,
     WhisperFeatureExtractor,
     WhisperModel,
 )
 
+from saladpipe.models.configs import whisper_encoder_config
 from saladpipe.models.speech_lm import AdapterConfig, FrameStackAdapter, SpeechAdaptedLM
 from saladpipe.training.optim import seeded
 from saladpipe.training.recipe import EncoderRecipe
@@ -40,26 +40,13 @@ def new_student(
         hop_length=recipe.hop_length,
         chunk_length=recipe.window_s,
     )
-    config = WhisperConfig(
-        d_model=recipe.hidden,
-        encoder_layers=recipe.layers,
-        encoder_attention_heads=recipe.heads,
-        encoder_ffn_dim=2 * recipe.hidden,
-        num_mel_bins=recipe.mel_bins,
-        max_source_positions=mel_frames // 2,
-        dropout=0.0,
-        # The decoder is never run: the smallest the config allows.
-        decoder_layers=1,
-        decoder_attention_heads=1,
-        decoder_ffn_dim=8,
-        max_target_positions=4,
-        vocab_size=4,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=1,
-        begin_suppress_tokens=None,
-        suppress_tokens=None,
+    config = whisper_encoder_config(
+        width=recipe.hidden,
+        layers=recipe.layers,
+        heads=recipe.heads,
+        ffn=2 * recipe.hidden,
+        mel_bins=recipe.mel_bins,
+        source_positions=mel_frames // 2,
     )
     with seeded(seed):
         encoder = WhisperModel(config)

@@ -13,9 +13,8 @@ from torch import nn
 GRADIENT_CLIP = 1.0
 # Intra-op threads for training and evaluation. The models are tiny (matrices of a
 # few hundred columns), and when another job keeps a core busy torch's threads wait
-# on each other: on a 2-core machine so loaded, 20 teacher steps took 40 s on 2
-# threads against 3 s on 1. Speech, the other large cost, runs in worker processes
-# on every core instead.
+# on each other, so one thread is much faster than two (docs/benchmarks.md, "Training
+# threads"). Speech, the other large cost, runs in worker processes on every core.
 TRAIN_THREADS = 1
 
 

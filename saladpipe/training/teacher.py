@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
+from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from saladpipe.models.bpe import train_bpe_tokenizer
+from saladpipe.models.configs import gpt2_config
 from saladpipe.models.text_lm import right_pad
 from saladpipe.progress import Progress
 from saladpipe.training.optim import Trainer, seeded
@@ -63,19 +64,14 @@ def length_batches(
 
 def new_teacher(recipe: TeacherRecipe, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
     """An untrained GPT-2 of the recipe's shape (dropout off: the data is small, not noisy)."""
-    special = int(tokenizer.eos_token_id)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_embd=recipe.hidden,
-        n_layer=recipe.layers,
-        n_head=recipe.heads,
-        n_positions=recipe.context,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=special,
-        eos_token_id=special,
-        pad_token_id=special,
+    config = gpt2_config(
+        len(tokenizer),
+        int(tokenizer.eos_token_id),
+        width=recipe.hidden,
+        layers=recipe.layers,
+        heads=recipe.heads,
+        context=recipe.context,
+        dropout=0.0,
     )
     return GPT2LMHeadModel(config)
 

@@ -44,9 +44,8 @@ _EXPANDING_CLEANERS = frozenset(
 )
 _CHECKPOINTS = ("model.pth", "model_file.pth", "best_model.pth", "checkpoint.pth")
 # Pieces per model call for VITS: a GPU gains from large batches; on a 2-core CPU one
-# sequence already keeps the cores busy and a padded pair ran at 0.58x (float32) and
-# 0.94x (bfloat16) of two single calls (docs/benchmarks.md), so the CPU speaks one text
-# a call.
+# sequence already keeps the cores busy and a padded pair ran slower than two single
+# calls (docs/benchmarks.md, "Coqui VITS"), so the CPU speaks one text a call.
 _VITS_BATCH = {"cuda": 16, "cpu": 1}
 
 
@@ -196,11 +195,11 @@ class CoquiEngine(TTSEngine):
     class Options(TTSEngine.Options):
         """`[tts.coqui]`."""
 
-        # Number format of the neural vocoder (Coqui VITS's HiFi-GAN decoder, ~95 % of its
+        # Number format of the neural vocoder (Coqui VITS's HiFi-GAN decoder, most of its
         # time): auto = bfloat16 where the device computes it natively (a CPU with
-        # AVX512-BF16 or AMX, a GPU with bf16), else float32. bfloat16 decodes 2.2x faster
-        # on such a CPU, clip lengths unchanged, ~39 dB from the float32 waveform
-        # (docs/benchmarks.md).
+        # AVX512-BF16 or AMX, a GPU with bf16), else float32. bfloat16 decodes faster on
+        # such a CPU, clip lengths unchanged, close to the float32 waveform (speed and
+        # distance: docs/benchmarks.md).
         precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     name = "coqui"

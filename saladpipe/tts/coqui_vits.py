@@ -8,7 +8,7 @@ at the end of shorter clips" users of padded batches reported). Here every
 decoder convolution sees its input masked to each clip's own length, so a clip
 from a batch equals the clip synthesized alone, and each clip is cut at its own
 length (its frames times the decoder's hop), never at the batch's. A lone clip has
-no padding and skips the masks (they cost ~18 % of a CPU call).
+no padding and skips the masks (they cost a share of a CPU call: docs/benchmarks.md).
 
 VITS samples twice, from torch's global generator: a duration noise over the text
 (`torch.randn` in the stochastic duration predictor) and a prior noise over the frames
@@ -16,9 +16,10 @@ VITS samples twice, from torch's global generator: a duration noise over the tex
 text's own seed, drawn time-major, so a clip follows its seed whatever its batch-mates,
 with the default noise scales on, and the global generator is left alone.
 
-The decoder is ~95 % of a VITS call on the CPU; `set_decoder_dtype` runs it in
-bfloat16 (2.2x faster on a CPU with AVX512-BF16) while the text encoder, duration
-predictor and flow stay in float32, so every clip keeps the length float32 gives it.
+The decoder is most of a VITS call on the CPU; `set_decoder_dtype` runs it in
+bfloat16 (faster on a CPU with AVX512-BF16: docs/benchmarks.md) while the text encoder,
+duration predictor and flow stay in float32, so every clip keeps the length float32
+gives it.
 """
 
 from __future__ import annotations

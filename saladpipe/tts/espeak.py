@@ -1,6 +1,6 @@
 """eSpeak NG: formant synthesis with Debian's `espeak-ng` program; no weights at all.
 
-Robotic, but fast (about 10 ms a clip), in over a hundred languages, and with
+Robotic, but fast (docs/benchmarks.md), in over a hundred languages, and with
 variants (m1-m8, f1-f5, whisper, croak, ...) as extra speakers. It samples nothing:
 the same text gives the same samples, so the seed goes unused.
 """

@@ -38,7 +38,8 @@ RANDOM_OPS = frozenset(
     }
 )
 # Noise steps fed per phoneme id at first: the duration noise needs 1, the prior one per
-# frame, 2 to 3 per id for Piper's voices; drawing the surplus costs about 1 % of a call.
+# frame, 2 to 3 per id for Piper's voices; drawing the surplus costs a small fraction of
+# a call (docs/benchmarks.md), far less than a retried call would.
 FRAMES_PER_ID = 8
 # A retry doubles the failing input's frames per id, up to this (12 s of speech per id
 # at joe's hop): a graph that still fails has another problem.
@@ -103,7 +104,7 @@ def voice_noise(model_path: Path) -> GraphNoise:
     """`graph_noise` of a voice file, read once per process (describe asks for every run).
 
     Its weights are dropped first: shapes do not depend on them, and shape inference with
-    data propagation takes 1.2 s with joe's 63 MB of weights, 0.1 s without.
+    data propagation over the weights takes many times longer.
     """
     import onnx
 
