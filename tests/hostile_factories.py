@@ -16,6 +16,9 @@ KEPT = "kept"
 NAME = object()  # the row's id is its name
 NO_ID = object()  # the row has no id field
 
+# Above the 2,999-character repetitive row, so its clip length is what refuses it.
+MAX_CHARS = 5000
+
 
 @dataclass(frozen=True)
 class Hostile:

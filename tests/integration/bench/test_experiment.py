@@ -15,8 +15,7 @@ from pathlib import Path
 
 from bench.experiment_arms import REDUCED_EXPERIMENT
 from bench.experiment_report import BEGIN_MARK, END_MARK
-
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO
 
 
 def test_reduced_experiment_trains_and_evaluates_every_arm(tmp_path: Path) -> None:

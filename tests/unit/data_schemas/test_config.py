@@ -11,8 +11,7 @@ import pytest
 from saladpipe.cli import default_config, main
 from saladpipe.data_schemas import ConfigError, load_config, parse_config
 from saladpipe.models.builtin import builtin_names, uses_placeholders
-
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO
 
 
 def _parse(text: str, tmp_path: Path, overrides: tuple[str, ...] = ()) -> object:

@@ -30,11 +30,12 @@ from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.flows import resources, runners
 from saladpipe.flows.server import local_prefect_server
 from saladpipe.pipeline import ledger
+from tests import REPO
 from tests.factories import small_wordnet_corpus, write_config, write_jsonl
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[1]
+
 ESPEAK = {"tts": {"engine": "espeak", "voice": "en-us"}}
 # Stages whose tables the two runs must share, and the folders they write.
 COMPARED = ("embeddings", "clusters", "probes", "scores", "selection", "shards")
@@ -180,6 +181,17 @@ def test_serve_registers_a_cron_deployment_whose_run_adds_a_round(
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             flow_run = run_deployment(name, timeout=300)
         assert flow_run.state is not None and flow_run.state.is_completed(), log_path.read_text()
+        # The config is read at every run: a bad strategy in it fails the next run in its
+        # pre-flight check, before anything is ingested into the (new) folder it names.
+        served = config.read_text(encoding="utf-8")
+        bad = served.replace('strategy = "salad"', 'strategy = "no-such-strategy"')
+        assert bad != served
+        config.write_text(bad.replace(str(tmp_path / "served"), str(tmp_path / "bad")))
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            failed = run_deployment(name, timeout=300)
+        assert failed.state is not None and failed.state.is_failed()
+        assert "select.strategy" in str(failed.state.message), failed.state.message
+        assert not (tmp_path / "bad" / "corpus").exists()
     finally:
         serving.send_signal(signal.SIGTERM)
         serving.wait(timeout=60)

@@ -23,8 +23,8 @@ from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.heavy import Heavy
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.flows import resources, runners
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 BASE = '[corpus]\nbuiltin = "wordnet-domains"\n'
 
 

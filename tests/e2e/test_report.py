@@ -18,12 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from saladpipe.cli import main
+from tests import REPO
 from tests.factories import E2ERun
 from tests.webdriver import Browser
 
 pytestmark = pytest.mark.e2e
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = REPO / "test-artifacts"
 CHARTS = [
     "cluster-gap",
     "cluster-share",

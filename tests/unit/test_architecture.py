@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 
 from saladpipe.pipeline.catalog import BEGIN, END, STAGES, stage_table
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
     "saladpipe.cli",
     "saladpipe.audit | saladpipe.training | saladpipe.mix",
