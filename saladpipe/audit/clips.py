@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -33,7 +34,10 @@ def read_clips(root: Path, refs: Sequence[tuple[str, int]]) -> list[bytes]:
         for group in np.unique(groups):
             inside = np.flatnonzero(groups == group)
             audio = parquet.read_row_group(int(group), columns=["audio"]).column("audio")
-            taken = audio.take(rows[inside] - starts[group]).to_pylist()
+            # Every shard row has an audio struct (a required column); its bytes may be null.
+            taken = cast(
+                "list[dict[str, Any]]", audio.take(rows[inside] - starts[group]).to_pylist()
+            )
             for index, clip in zip(inside.tolist(), taken, strict=True):
                 found[positions[index]] = clip["bytes"]
     missing = [refs[i] for i, clip in enumerate(found) if clip is None]

@@ -73,7 +73,7 @@ def _short(text: str, width: int = 100) -> str:
 def _outside_pool(layout: RunLayout, text_id: str) -> list[str]:
     for path in sorted(layout.quarantine_dir.glob("ingest-*.parquet")):
         table = pq.read_table(path, columns=["text_id", "reason", "detail", "source"])
-        hits = table.filter(pc.equal(table.column("text_id"), text_id)).to_pylist()
+        hits = table.filter(pc.equal(table.column("text_id"), pa.scalar(text_id))).to_pylist()
         if hits:
             hit = hits[0]
             return [
@@ -108,7 +108,9 @@ def _round_lines(layout: RunLayout, record: RoundRecord, pool: pa.Table, text: _
         f"{stats['eligible_count']} eligible texts picked"
     )
     selection = read_table(layout.selection(r), tables.SELECTION)
-    picked = selection.filter(pc.equal(selection.column("text_id"), text.text_id)).to_pylist()
+    picked = selection.filter(
+        pc.equal(selection.column("text_id"), pa.scalar(text.text_id))
+    ).to_pylist()
     if picked:
         pick = picked[0]
         seen = _in_round(layout, record, selection, pool, stats, text, gap, pick)
@@ -121,7 +123,7 @@ def _round_lines(layout: RunLayout, record: RoundRecord, pool: pa.Table, text: _
             f"  {_fate(layout, r, text.text_id)}",
         ]
     earlier = read_ledger(layout, before=r)
-    mine = earlier.filter(pc.equal(earlier.column("text_id"), text.text_id)).to_pylist()
+    mine = earlier.filter(pc.equal(earlier.column("text_id"), pa.scalar(text.text_id))).to_pylist()
     if mine:
         return [f"{head}: not eligible: picked in round {mine[0]['selection_round']}"]
     skipped = _skipped(layout, text.text_id)
@@ -156,7 +158,7 @@ def _in_round(
         cluster_probability=float(stats["probability"]),
         rank=None if pick is None else int(pick["rank"]),
         probability=None if pick is None else float(pick["probability"]),
-        picked_ids=selection.column("text_id").to_pylist(),
+        picked_ids=tables.strings(selection.column("text_id")),
         picked_rows=np.asarray(rows, dtype=np.int64),
         picked_clusters=selection.column("cluster").to_numpy(),
         picked_gaps=selection.column("gap_score").to_numpy(),
@@ -185,7 +187,7 @@ def _own_gap(
         for index in range(len(record.inputs.assignments)):
             path = layout.gap_estimates_shard(index)
             table = read_table(path, tables.GAP_ESTIMATES, columns=["text_id", "gap"])
-            hit = table.filter(pc.equal(table.column("text_id"), text.text_id))
+            hit = table.filter(pc.equal(table.column("text_id"), pa.scalar(text.text_id)))
             if hit.num_rows:
                 return float(hit.column("gap")[0].as_py()), "propagated from its nearest probes"
     measured = stats["gap_mean"]
@@ -196,7 +198,7 @@ def _own_gap(
 
 def _fate(layout: RunLayout, r: int, text_id: str) -> str:
     rows = pq.read_table(layout.ledger_texts(r))
-    row = rows.filter(pc.equal(rows.column("text_id"), text_id)).to_pylist()[0]
+    row = rows.filter(pc.equal(rows.column("text_id"), pa.scalar(text_id))).to_pylist()[0]
     if row["status"] == STATUS_SYNTHESIZED:
         return f"synthesized into {row['shard']} ({row['duration_s']:.2f} s)"
     # This round's TTS quarantine files: the name of shard 0's, any shard number.
@@ -208,7 +210,7 @@ def _fate(layout: RunLayout, r: int, text_id: str) -> str:
 def _quarantined(root: Path, pattern: str, text_id: str) -> str | None:
     for path in sorted((root / "quarantine").glob(pattern)):
         table = pq.read_table(path, columns=["text_id", "reason", "detail"])
-        hits = table.filter(pc.equal(table.column("text_id"), text_id)).to_pylist()
+        hits = table.filter(pc.equal(table.column("text_id"), pa.scalar(text_id))).to_pylist()
         if hits:
             return f"{hits[0]['reason']}: {hits[0]['detail']}"
     return None

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from saladpipe.audit.charts import (
     BarSeries,
@@ -22,6 +21,7 @@ from saladpipe.audit.charts import (
     viridis,
 )
 from saladpipe.audit.pool_map import PoolMap
+from saladpipe.data_schemas import tables
 
 GAP_COLOR = "#4e79a7"
 SELECTED_COLOR = "#e15759"
@@ -168,8 +168,8 @@ def map_chart(pool_map: PoolMap, gap_label: str) -> str:
 def groups_by(table: pa.Table, key: str, values: str) -> list[Distribution]:
     """Values of `values` grouped by `key` (nulls left out), the most frequent groups first."""
     codes = table.column(key).combine_chunks().dictionary_encode()
-    index = pc.fill_null(codes.indices, -1).to_numpy(zero_copy_only=False)
-    names = codes.dictionary.to_pylist()
+    index = codes.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    names = tables.strings(codes.dictionary)
     data = table.column(values).to_numpy(zero_copy_only=False).astype(np.float64)
     counts = np.bincount(index[index >= 0], minlength=len(names))
     ranked = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i]]

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from saladpipe.audit.clips import read_clips, to_wav
 from saladpipe.audit.rows import STATUS_SYNTHESIZED, write_csv
 from saladpipe.audit.sampling import sample_rows
+from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import atomic_path
 
@@ -62,12 +63,17 @@ def write_listening_set(
         raise ConfigError(f"-n: must be at least 1 (got {n})")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ConfigError(f"{out_dir} is not empty; choose another folder or pass --overwrite")
-    made = np.flatnonzero(pc.equal(rows.column("status"), STATUS_SYNTHESIZED).to_numpy())
+    made = np.flatnonzero(pc.equal(rows.column("status"), pa.scalar(STATUS_SYNTHESIZED)).to_numpy())
     if made.size == 0:
         raise ConfigError("no synthesized clip matches the filters; nothing to listen to")
     chosen = rows.take(pa.array(sample_rows(made, n, np.random.default_rng(seed))))
+    # Synthesized rows (only those are chosen) have a shard and a row in it.
     refs = list(
-        zip(chosen.column("shard").to_pylist(), chosen.column("shard_row").to_pylist(), strict=True)
+        zip(
+            tables.strings(chosen.column("shard")),
+            tables.ints(chosen.column("shard_row")),
+            strict=True,
+        )
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     if overwrite:  # the CSV first: a folder without one is known to be incomplete
@@ -76,7 +82,7 @@ def write_listening_set(
             old.unlink()
     names = []
     for position, (text_id, clip) in enumerate(
-        zip(chosen.column("text_id").to_pylist(), read_clips(root, refs), strict=True)
+        zip(tables.strings(chosen.column("text_id")), read_clips(root, refs), strict=True)
     ):
         names.append(_file_name(position, text_id))
         with atomic_path(out_dir / names[-1]) as tmp:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
 from saladpipe.audit.sampling import sample_rows
+from saladpipe.data_schemas.tables import strings
 
 # Rows read per point drawn; the fewest row groups read when there are more, as long as
 # the bytes read stay within the budget (one row group is always read).
@@ -53,7 +55,8 @@ class _Rows:
 
 
 def _vectors(column: pa.ChunkedArray) -> np.ndarray:
-    array = column.combine_chunks()
+    # Embeddings are fixed-size lists (tables.embeddings_schema).
+    array = cast(pa.FixedSizeListArray, column.combine_chunks())
     width = array.type.list_size
     return np.asarray(array.flatten().to_numpy(), dtype=np.float32).reshape(-1, width)
 
@@ -65,7 +68,7 @@ def _lookup(path: Path | None, column: str, ids: pa.Array, fill: float) -> np.nd
     table = pq.read_table(path, columns=["text_id", column])
     position = pc.index_in(ids, value_set=table.column("text_id").combine_chunks())
     values = np.append(table.column(column).to_numpy().astype(np.float64), fill)
-    found = np.asarray(pc.fill_null(position, -1).to_numpy(zero_copy_only=False))
+    found = np.asarray(position.fill_null(-1).to_numpy(zero_copy_only=False))
     return values[found]  # -1 picks the appended fill
 
 
@@ -168,7 +171,7 @@ def build_pool_map(
     if n == 0:
         return None
     position = pc.index_in(rows.text_id, value_set=selected.column("text_id").combine_chunks())
-    found = np.asarray(pc.fill_null(position, -1).to_numpy(zero_copy_only=False))
+    found = np.asarray(position.fill_null(-1).to_numpy(zero_copy_only=False))
     rounds = np.append(selected.column("selection_round").to_numpy(), -1)
     selected_round = rounds[np.where(found >= 0, found, -1)]  # -1: the appended "not selected"
     pool = sample_rows(np.arange(n), points, rng)
@@ -181,7 +184,7 @@ def build_pool_map(
         xy=xy,
         cluster=rows.cluster[keep],
         gap=rows.gap[keep],
-        text_id=rows.text_id.take(pa.array(keep)).to_pylist(),
+        text_id=strings(rows.text_id.take(pa.array(keep))),
         selected_round=selected_round[keep],
         centroids=projected,
         explained=explained,

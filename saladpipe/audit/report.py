@@ -37,6 +37,7 @@ from saladpipe.audit.run import RunFolder, read_columns
 from saladpipe.audit.sampling import sample_per_cluster
 from saladpipe.audit.summary import RunSummary, summarize
 from saladpipe.audit.template import render, svg
+from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import write_text
 
@@ -172,8 +173,8 @@ def _cluster_views(
     corpus = texts_of(
         run.corpus(),
         zip(
-            nearest.column("shard_index").to_pylist(),
-            nearest.column("text_id").to_pylist(),
+            tables.ints(nearest.column("shard_index")),
+            tables.strings(nearest.column("text_id")),
             strict=True,
         ),
     )
@@ -190,7 +191,9 @@ def _cluster_views(
     if not run.assignments():
         unmeasured.append("representative texts: the run folder keeps no cluster assignments")
 
-    made = np.flatnonzero(pc.equal(table.column("status"), STATUS_SYNTHESIZED).to_numpy())
+    made = np.flatnonzero(
+        pc.equal(table.column("status"), pa.scalar(STATUS_SYNTHESIZED)).to_numpy()
+    )
     samples = sample_per_cluster(
         clusters_of,
         made,
@@ -274,13 +277,13 @@ def _distributions(
     audit: AuditTable, pool_map: PoolMap | None, gap_label: str, bins: int, notes: list[str]
 ) -> list[str]:
     table = audit.table
-    voice = pc.fill_null(table.column("tts_voice"), "no clip (TTS quarantined or missing)")
+    voice = table.column("tts_voice").fill_null(pa.scalar("no clip (TTS quarantined or missing)"))
     by_voice = table.set_column(table.column_names.index("tts_voice"), "tts_voice", voice)
     groups = figures.groups_by(by_voice, "tts_voice", "gap_score")
     if pool_map is not None:
         pool = pool_map.gap[: pool_map.sampled]
         groups.insert(0, Distribution(f"pool sample, {gap_label}", pool, color(0)))
-    made = table.filter(pc.equal(table.column("status"), STATUS_SYNTHESIZED))
+    made = table.filter(pc.equal(table.column("status"), pa.scalar(STATUS_SYNTHESIZED)))
     charts = [
         histogram_chart(
             "dist-gap",
@@ -350,7 +353,9 @@ def _quarantine(run: RunFolder) -> list[dict[str, Any]]:
     for tagged in run.quarantine():
         table = read_columns(tagged.path, ["stage", "reason"])
         for stage, reason in zip(
-            table.column("stage").to_pylist(), table.column("reason").to_pylist(), strict=True
+            tables.strings(table.column("stage")),
+            tables.strings(table.column("reason")),
+            strict=True,
         ):
             counts[(stage, tagged.round, reason)] += 1
     return [
@@ -360,7 +365,7 @@ def _quarantine(run: RunFolder) -> list[dict[str, Any]]:
 
 
 def _failures(table: pa.Table) -> list[dict[str, Any]]:
-    failed = table.filter(pc.equal(table.column("status"), STATUS_QUARANTINED))
+    failed = table.filter(pc.equal(table.column("status"), pa.scalar(STATUS_QUARANTINED)))
     columns = ["text_id", "selection_round", "cluster", "quarantine_reason", "quarantine_detail"]
     return failed.select([*columns, "text"]).slice(0, _FAILURE_EXAMPLES).to_pylist()
 

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from saladpipe.audit.run import RunFolder, concat, read_columns
+from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import atomic_path
 
@@ -29,7 +31,7 @@ STATUS_MISSING = "missing"
 
 KEYS = ["text_id", "selection_round"]
 # Columns the audit relies on; null where a row has no clip or no quarantine record.
-_OUTCOME_COLUMNS = {
+_OUTCOME_COLUMNS: dict[str, pa.DataType] = {
     "shard": pa.string(),
     "shard_row": pa.int64(),
     "duration_s": pa.float32(),
@@ -115,7 +117,10 @@ def _outcomes(run: RunFolder, skip: set[str]) -> pa.Table | None:
 def _keys(table: pa.Table) -> pa.Array:
     """(text_id, round) as one string, for a hash lookup that keeps the selection's order."""
     rounds = pc.cast(table.column("selection_round"), pa.string())
-    return pc.binary_join_element_wise(table.column("text_id"), rounds, "\x1f").combine_chunks()
+    # pyarrow-stubs want every argument of the same kind (all arrays or all scalars); pyarrow
+    # takes arrays with a scalar separator.
+    keys = pc.binary_join_element_wise(table.column("text_id"), rounds, "\x1f")  # type: ignore[call-overload]
+    return keys.combine_chunks()
 
 
 def audit_table(run: RunFolder) -> AuditTable:
@@ -142,7 +147,8 @@ def audit_table(run: RunFolder) -> AuditTable:
                 )
     for name, kind in _OUTCOME_COLUMNS.items():
         if name not in table.column_names:
-            table = table.append_column(name, pa.nulls(table.num_rows, kind))
+            # pyarrow-stubs overload pa.nulls for each concrete type, with none for DataType.
+            table = table.append_column(name, pa.nulls(table.num_rows, kind))  # type: ignore[call-overload]
     status = pc.if_else(
         pc.is_valid(table.column("shard")),
         STATUS_SYNTHESIZED,
@@ -152,7 +158,7 @@ def audit_table(run: RunFolder) -> AuditTable:
     )
     table = table.append_column("status", status)
     table = table.sort_by([("selection_round", "ascending"), ("rank", "ascending")])
-    missing = int(pc.sum(pc.equal(status, STATUS_MISSING)).as_py() or 0)
+    missing = table.filter(pc.equal(table.column("status"), pa.scalar(STATUS_MISSING))).num_rows
     if missing:
         notes.append(
             f"{missing} selected texts are in no shard and no TTS quarantine "
@@ -204,13 +210,17 @@ class AuditFilter:
             mask = pc.and_(mask, pc.is_in(table.column("selection_round"), rounds))
         if self.voices:
             voices = pa.array(self.voices, pa.string())
-            mask = pc.and_(mask, pc.fill_null(pc.is_in(table.column("tts_voice"), voices), False))
+            in_voices = pc.is_in(table.column("tts_voice"), voices).fill_null(False)
+            # fill_null keeps a boolean array's type; pyarrow-stubs lose it.
+            mask = pc.and_(mask, cast(pa.BooleanArray, in_voices))
         if self.gap_min is not None:
-            mask = pc.and_(mask, pc.greater_equal(table.column("gap_score"), self.gap_min))
+            mask = pc.and_(
+                mask, pc.greater_equal(table.column("gap_score"), pa.scalar(self.gap_min))
+            )
         if self.gap_max is not None:
-            mask = pc.and_(mask, pc.less_equal(table.column("gap_score"), self.gap_max))
+            mask = pc.and_(mask, pc.less_equal(table.column("gap_score"), pa.scalar(self.gap_max)))
         if self.quarantined is not None:
-            is_quarantined = pc.equal(table.column("status"), STATUS_QUARANTINED)
+            is_quarantined = pc.equal(table.column("status"), pa.scalar(STATUS_QUARANTINED))
             mask = pc.and_(mask, is_quarantined if self.quarantined else pc.invert(is_quarantined))
         return table.filter(mask)
 
@@ -251,7 +261,7 @@ def format_rows(table: pa.Table, width: int = 160) -> list[str]:
     columns = [(h, c, w) for h, c, w in _PRINTED if c in table.column_names]
     lines = [" ".join(h.ljust(w) for h, _, w in columns) + " text"]
     values = [table.column(c).to_pylist() for _, c, _ in columns]
-    texts = table.column("text").to_pylist() if "text" in table.column_names else []
+    texts = tables.strings(table.column("text")) if "text" in table.column_names else []
     for i in range(table.num_rows):
         cells = [_cell(v[i], w).ljust(w) for v, (_, _, w) in zip(values, columns, strict=True)]
         text = _cell(texts[i].replace("\n", " "), text_width) if texts else ""

@@ -21,6 +21,7 @@ from saladpipe.audit.rows import (
     AuditTable,
 )
 from saladpipe.audit.run import RunFolder
+from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.selectors import recorded_strategy
 
@@ -54,7 +55,7 @@ def cluster_rows(run: RunFolder, audit: AuditTable, round_index: int) -> list[di
     rows = stats.select(columns).sort_by("cluster").to_pylist()
     if "selected" not in stats.column_names:
         table = audit.table
-        of_round = table.filter(pc.equal(table.column("selection_round"), round_index))
+        of_round = table.filter(pc.equal(table.column("selection_round"), pa.scalar(round_index)))
         counts = np.bincount(of_round.column("cluster").to_numpy(), minlength=len(rows))
         for row in rows:
             row["selected"] = int(counts[row["cluster"]])
@@ -77,13 +78,13 @@ class RunSummary:
 
 
 def _count(table: pa.Table, status: str) -> int:
-    return int(pc.sum(pc.equal(table.column("status"), status)).as_py() or 0)
+    return table.filter(pc.equal(table.column("status"), pa.scalar(status))).num_rows
 
 
 def summarize(run: RunFolder, audit: AuditTable) -> RunSummary:
     """Counts from the manifest (when the run finished) and from the audit rows."""
     table = audit.table
-    synthesized = table.filter(pc.equal(table.column("status"), STATUS_SYNTHESIZED))
+    synthesized = table.filter(pc.equal(table.column("status"), pa.scalar(STATUS_SYNTHESIZED)))
     seconds = float(pc.sum(synthesized.column("duration_s")).as_py() or 0.0)
     manifest_counts = run.manifest.counts if run.manifest is not None else {}
     clusters = cluster_rows(run, audit, run.rounds[-1])
@@ -94,7 +95,7 @@ def summarize(run: RunFolder, audit: AuditTable) -> RunSummary:
         "clusters": len(clusters) or run.config.get("cluster", {}).get("k"),
         "probes scored": manifest_counts.get("probes_scored"),
         "rounds": len(run.rounds),
-        "strategy": ", ".join(sorted(set(table.column("strategy").to_pylist()))),
+        "strategy": ", ".join(sorted(set(tables.strings(table.column("strategy"))))),
         "strategy settings": _strategy_settings(select),
         "selected": table.num_rows,
         "synthesized": synthesized.num_rows,

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Literal, TypedDict
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,7 +42,19 @@ class ShardLimits:
 DEFAULT_LIMITS = ShardLimits()
 
 
-def parquet_options(schema: pa.Schema) -> dict[str, object]:
+# The Parquet codecs pyarrow's writers take (the parameter's type in pyarrow-stubs).
+Compression = Literal["gzip", "brotli", "lz4", "zstd", "snappy", "none"]
+
+
+class ParquetOptions(TypedDict):
+    """Keyword arguments for `pq.ParquetWriter` / `pq.write_table`."""
+
+    compression: dict[str, Compression]
+    use_dictionary: list[str]
+    write_statistics: list[str]
+
+
+def parquet_options(schema: pa.Schema) -> ParquetOptions:
     """No compression or dictionary for audio; zstd and dictionaries for the small columns."""
     names = schema.names
     return {
@@ -113,7 +126,10 @@ class ShardWriter:
     def _open(self) -> None:
         final = self._next_path()
         self._tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, **parquet_options(self.schema))
+        options = parquet_options(self.schema)
+        # pyarrow-stubs types use_dictionary as a bool; pyarrow takes a bool or a list of
+        # column names, as its docstring says.
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, **options)  # type: ignore[arg-type]
 
     def _next_path(self) -> Path:
         index = len(self.paths)

@@ -8,6 +8,7 @@ understand with a message naming the version.
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -24,8 +25,11 @@ AUDIO_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.stri
 def _schema(
     name: str, fields: list[pa.Field], extra: dict[bytes, bytes] | None = None
 ) -> pa.Schema:
-    metadata = {VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: name.encode()}
-    metadata.update(extra or {})
+    metadata: dict[bytes | str, bytes | str] = {
+        VERSION_KEY: str(SCHEMA_VERSION).encode(),
+        TABLE_KEY: name.encode(),
+    }
+    metadata.update((extra or {}).items())
     return pa.schema(fields, metadata=metadata)
 
 
@@ -168,7 +172,7 @@ LEDGER = _schema(
     ],
 )
 
-_PROVENANCE = [
+_PROVENANCE: list[pa.Field] = [
     pa.field("domain", pa.string()),
     pa.field("cluster", pa.int32(), nullable=False),
     pa.field("cluster_gap", pa.float64(), nullable=False),
@@ -244,7 +248,7 @@ SHARD = _schema(
 
 
 # The rows a mix source offers: an item, where to find it, its text and (speech) duration.
-_MIX_ITEM = [
+_MIX_ITEM: list[pa.Field] = [
     pa.field("item_id", pa.string(), nullable=False),
     pa.field("locator", pa.string(), nullable=False),
     pa.field("text", pa.string(), nullable=False),
@@ -296,6 +300,26 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
             raise SchemaError(f"table {_name(schema)}: column {field.name!r} has null values")
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+# Python values of a column that holds no null: a required column of a table written
+# through `conform`, which refuses a null there. pyarrow-stubs type `to_pylist` as
+# `list[T | None]` with T unknown for a table's column; these state the column's type.
+
+
+def strings(column: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[str]:
+    """The values of a string column without nulls."""
+    return cast("list[str]", column.to_pylist())
+
+
+def ints(column: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[int]:
+    """The values of an integer column without nulls."""
+    return cast("list[int]", column.to_pylist())
+
+
+def floats(column: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[float]:
+    """The values of a floating-point column without nulls."""
+    return cast("list[float]", column.to_pylist())
 
 
 def check_version(schema: pa.Schema, origin: str) -> None:

@@ -119,7 +119,7 @@ def row_sizes(table: pa.Table, unit: str, seconds_per_char: float) -> np.ndarray
     if unit == "rows":
         return np.ones(table.num_rows)
     seconds = table.column("duration_s").to_numpy(zero_copy_only=False).astype(np.float64)
-    chars = np.array([len(t) for t in table.column("text").to_pylist()], dtype=np.float64)
+    chars = np.array([len(t) for t in tables.strings(table.column("text"))], dtype=np.float64)
     seconds = np.where(np.isnan(seconds), chars * seconds_per_char, seconds)
     return seconds / 3600.0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -81,7 +82,8 @@ class EmbedderSpec(Heavy["Embedder"]):
 def read_embeddings(path: Path) -> tuple[pa.Array, np.ndarray]:
     """Text ids and the [N, dim] float32 matrix of one embeddings shard."""
     table = read_table(path, tables.embeddings_schema(1), columns=["text_id", "embedding"])
-    column = table.column("embedding").combine_chunks()
+    # Embeddings are fixed-size lists (tables.embeddings_schema).
+    column = cast(pa.FixedSizeListArray, table.column("embedding").combine_chunks())
     dim = column.type.list_size
     vectors = column.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
     return table.column("text_id").combine_chunks(), np.ascontiguousarray(vectors, np.float32)

@@ -27,7 +27,8 @@ class EmbeddingLookup:
             for p in embedding_shards
         ]
         sizes = np.array([len(c) for c in ids], dtype=np.int64)
-        position = pc.index_in(pool_text_ids, value_set=pa.chunked_array(ids).combine_chunks())
+        chunks = [chunk for column in ids for chunk in column.chunks]
+        position = pc.index_in(pool_text_ids, value_set=pa.chunked_array(chunks).combine_chunks())
         if position.null_count:
             missing = pool_text_ids.filter(pc.is_null(position))[0].as_py()
             raise SchemaError(f"no embedding for pool text {missing!r}")

@@ -17,7 +17,7 @@ from saladpipe.progress import Progress
 def embed_shard(corpus_shard: Path, out_path: Path, embedder: Embedder) -> Path:
     """Embed every text of one corpus shard into `out_path`."""
     corpus = read_table(corpus_shard, tables.CORPUS, columns=["text_id", "text"])
-    texts = corpus.column("text").to_pylist()
+    texts = tables.strings(corpus.column("text"))
     chunks = []
     step = embedder.batch_size * 8
     with Progress(f"embed {corpus_shard.name}", len(texts), "texts") as progress:

@@ -503,7 +503,7 @@ def corpus_texts(corpus_shards: list[Path]) -> list[str]:
     return [
         text
         for path in corpus_shards
-        for text in read_table(path, tables.CORPUS, columns=["text"]).column("text").to_pylist()
+        for text in tables.strings(read_table(path, tables.CORPUS, columns=["text"]).column("text"))
     ]
 
 

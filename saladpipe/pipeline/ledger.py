@@ -194,13 +194,14 @@ def reused_pool(layout: RunLayout, resuming: bool) -> RoundInputs:
 
 def failed_texts(tts_quarantine: list[Path]) -> set[str]:
     """Ids of the selected texts whose synthesis failed (the files that exist)."""
+    # text_id may be null in a quarantine table, but not in TTS's: each `Rejected` names its text.
     return {
         text_id
         for path in tts_quarantine
         if path.is_file()
-        for text_id in read_table(path, tables.QUARANTINE, columns=["text_id"])
-        .column("text_id")
-        .to_pylist()
+        for text_id in tables.strings(
+            read_table(path, tables.QUARANTINE, columns=["text_id"]).column("text_id")
+        )
     }
 
 
@@ -213,7 +214,9 @@ def ledger_rows(
         table = pq.read_table(path, columns=["text_id", "duration_s"])
         name = str(path.relative_to(layout.root))
         for text_id, seconds in zip(
-            table.column("text_id").to_pylist(), table.column("duration_s").to_pylist(), strict=True
+            tables.strings(table.column("text_id")),
+            tables.floats(table.column("duration_s")),
+            strict=True,
         ):
             shard_of[text_id] = (name, float(seconds))
     ids = selection.column("text_id").to_pylist()

@@ -7,6 +7,7 @@ of the words, by a number of words, or where the corpus's split columns put it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +81,14 @@ def draw_probes(pool: pa.Table, cfg: ProbeSection, seed: int, layout: RunLayout)
             np.sort(rng.choice(members, size=min(cfg.per_cluster, members.size), replace=False))
         )
     chosen = pool.take(pa.array(np.concatenate(picks)))
-    prefix_chars = (
-        chosen.column("prefix_chars").to_pylist()
+    prefix_chars: Sequence[int | None] = (
+        chosen.column("prefix_chars").to_pylist()  # null for a text the splits do not name
         if "prefix_chars" in chosen.column_names
         else [None] * chosen.num_rows
     )
     splits = [
         split_text(t, cfg, chars)
-        for t, chars in zip(chosen.column("text").to_pylist(), prefix_chars, strict=True)
+        for t, chars in zip(tables.strings(chosen.column("text")), prefix_chars, strict=True)
     ]
     probes = pa.table(
         {

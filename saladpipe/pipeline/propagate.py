@@ -53,9 +53,9 @@ def write_probe_embeddings(
     wanted = {
         text_id
         for path in probe_shards
-        for text_id in read_table(path, tables.PROBES, columns=["text_id"])
-        .column("text_id")
-        .to_pylist()
+        for text_id in tables.strings(
+            read_table(path, tables.PROBES, columns=["text_id"]).column("text_id")
+        )
     }
     ids: list[pa.Array] = []
     vectors: list[np.ndarray] = []
@@ -65,7 +65,7 @@ def write_probe_embeddings(
         dim = matrix.shape[1]
         keep = pc.is_in(text_ids, value_set=pa.array(sorted(wanted), pa.string()))
         rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
-        ids.append(text_ids.take(pa.array(rows)))
+        ids.append(text_ids.take(rows))
         vectors.append(matrix[rows])
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
     column = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), dim)
@@ -88,7 +88,7 @@ def load_scored_probes(score_shards: list[Path], probe_embeddings: Path) -> Scor
         raise SchemaError(f"{probe_embeddings}: no embedding for scored probe {missing!r}")
     rows = position.to_numpy(zero_copy_only=False).astype(np.int64)
     return ScoredProbes(
-        text_ids=scores.column("text_id").to_pylist(),
+        text_ids=tables.strings(scores.column("text_id")),
         vectors=np.ascontiguousarray(matrix[rows]),
         values=scores.column("misalignment").to_numpy().astype(np.float64),
     )

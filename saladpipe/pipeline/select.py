@@ -153,7 +153,7 @@ def speech_rate(clips: list[Path], ledger: pa.Table) -> SpeechRate:
         table = read_table(path, tables.CLIPS, columns=["spoken_text", "duration_s"])
         chars.append(pc.utf8_length(table.column("spoken_text")).to_numpy())
         seconds.append(table.column("duration_s").to_numpy())
-    made = ledger.filter(pc.equal(ledger.column("status"), STATUS_SYNTHESIZED))
+    made = ledger.filter(pc.equal(ledger.column("status"), pa.scalar(STATUS_SYNTHESIZED)))
     chars.append(made.column("n_chars").to_numpy())
     seconds.append(made.column("duration_s").to_numpy())
     return fit_speech_rate(np.concatenate(chars), np.concatenate(seconds))
@@ -176,7 +176,7 @@ def make_budget(
     return Budget(
         cfg.budget_tokens,
         "tokens",
-        lambda rows: np.asarray(counter(texts.take(pa.array(rows)).to_pylist()), np.float64),
+        lambda rows: np.asarray(counter(tables.strings(texts.take(pa.array(rows)))), np.float64),
     )
 
 
@@ -235,7 +235,7 @@ def _read_cer(path: Path) -> pa.Table:
 def _rows_of(text_ids: pa.Array, wanted: pa.Array) -> np.ndarray:
     """Pool row of each wanted id, -1 where the pool does not hold it."""
     position = pc.index_in(wanted, value_set=text_ids)
-    return np.asarray(pc.fill_null(position, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.asarray(position.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def select_round(

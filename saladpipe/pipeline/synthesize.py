@@ -84,8 +84,8 @@ def synthesize_probe_shard(
     probes = read_table(probes_shard, tables.PROBES, columns=["text_id", "prefix_text"])
     items = list(
         zip(
-            probes.column("text_id").to_pylist(),
-            probes.column("prefix_text").to_pylist(),
+            tables.strings(probes.column("text_id")),
+            tables.strings(probes.column("prefix_text")),
             strict=True,
         )
     )
@@ -171,8 +171,8 @@ def quarantine_failed_slice(arguments: dict[str, Any], detail: str) -> tuple[lis
 def _id_text_pairs(selection: pa.Table) -> list[tuple[str, str]]:
     return list(
         zip(
-            selection.column("text_id").to_pylist(),
-            selection.column("text").to_pylist(),
+            tables.strings(selection.column("text_id")),
+            tables.strings(selection.column("text")),
             strict=True,
         )
     )

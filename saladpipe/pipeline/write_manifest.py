@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.config import RunConfig
 from saladpipe.data_schemas.io import sha256_file, write_text
 from saladpipe.data_schemas.layout import RunLayout
@@ -63,12 +64,12 @@ def shard_entry(root: Path, path: Path) -> ShardEntry:
 def quarantine_entry(root: Path, path: Path) -> QuarantineEntry:
     """Rows of one quarantine table, counted by reason."""
     table = pq.read_table(path, columns=["stage", "reason"])
-    stages = set(table.column("stage").to_pylist())
+    stages = set(tables.strings(table.column("stage")))
     return QuarantineEntry(
         stage=",".join(sorted(stages)),
         path=str(path.relative_to(root)),
         rows=table.num_rows,
-        reasons=dict(Counter(table.column("reason").to_pylist())),
+        reasons=dict(Counter(tables.strings(table.column("reason")))),
     )
 
 
