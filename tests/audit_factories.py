@@ -133,15 +133,15 @@ def build(root: Path, spec: SyntheticRun | None = None) -> BuiltRun:
         selection = pa.table(
             {
                 "text_id": [ids[i] for i in picked],
-                "text": [text_of(i, spec) for i in picked],
+                "text": [text_of(int(i), spec) for i in picked],
                 "domain": [f"domain.{i % K}" for i in picked],
                 "cluster": pa.array(cluster[picked], pa.int32()),
-                "cluster_gap": gap_by_cluster[cluster[picked]],
-                "gap_score": text_gap[picked],
+                "cluster_gap": pa.array(gap_by_cluster[cluster[picked]]),
+                "gap_score": pa.array(text_gap[picked]),
                 "selection_round": pa.array(np.full(count, r), pa.int32()),
                 "strategy": ["salad"] * count,
-                "probability": np.full(count, 1.0 / n),
-                "rank": np.arange(count),
+                "probability": pa.array(np.full(count, 1.0 / n)),
+                "rank": pa.array(np.arange(count)),
             }
         )
         write_table(selection, rl.selection(r), tables.SELECTION)
@@ -164,8 +164,10 @@ def build(root: Path, spec: SyntheticRun | None = None) -> BuiltRun:
                 )
         failed = picked[: spec.quarantined] if r == 0 else picked[:0]
         last = r == len(spec.picks) - 1
-        unfinished = picked[len(picked) - spec.unfinished :] if last and spec.unfinished else []
-        made = [i for i in picked if i not in set(failed) and i not in set(unfinished)]
+        unfinished = (
+            picked[len(picked) - spec.unfinished :] if last and spec.unfinished else picked[:0]
+        )
+        made = [int(i) for i in picked if i not in set(failed) and i not in set(unfinished)]
         if made:  # like the flow, a round with nothing synthesized writes no shard
             _write_shard(rl, selection, made, picked, spec)
         if len(failed):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ BAD_ROWS: list[tuple[dict[str, Any] | bytes, str]] = [
 ]
 
 
-def write_jsonl(path: Path, rows: list[dict[str, Any] | bytes]) -> Path:
+def write_jsonl(path: Path, rows: Sequence[dict[str, Any] | bytes]) -> Path:
     """Write JSON lines; bytes rows are written as they are (for broken-input tests)."""
     with path.open("wb") as fh:
         for row in rows:
@@ -99,7 +100,7 @@ def run_small_e2e(tmp: Path) -> E2ERun:
     return E2ERun(run_dir, corpus_path, code, manifest.prefect_flow_run_id if manifest else None)
 
 
-def write_parquet(path: Path, columns: dict[str, list[Any]]) -> Path:
+def write_parquet(path: Path, columns: dict[str, list[Any] | pa.Array]) -> Path:
     pq.write_table(pa.table(columns), path)
     return path
 
@@ -205,7 +206,7 @@ def tone_run(
             "rank": list(range(n)),
         }
     )
-    shards = []
+    shards: list[Path] = []
     with SpeechService(config.tts, config.output.audio_format, 0, factory=ToneEngine) as speech:
         for index, start in enumerate(range(0, n, 10)):
             result = synthesize_output_shard(

@@ -49,6 +49,7 @@ def load_pair(dirs: dict[str, Path]) -> tuple[Teacher, SpeechAdaptedLM]:
     """Teacher and student of a placeholder build, on CPU in float32."""
     teacher = load_teacher(ModelSpec(source="builtin:placeholder-teacher"), "cpu", "float32", dirs)
     student = load_student(ModelSpec(source="builtin:placeholder-student"), "cpu", "float32", dirs)
+    assert isinstance(student, SpeechAdaptedLM)  # the placeholder student is one
     return teacher, student
 
 
@@ -126,6 +127,8 @@ def qwen2_audio_student(lm_dir: Path, seed: int = 0) -> Qwen2AudioStudent:
     tokenizer.add_special_tokens(
         {"additional_special_tokens": ["<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"]}
     )
+    audio_token = tokenizer.convert_tokens_to_ids("<|AUDIO|>")
+    assert isinstance(audio_token, int)  # one token in, one id out
     config = Qwen2AudioConfig(
         audio_config={
             "model_type": "qwen2_audio_encoder",
@@ -146,7 +149,7 @@ def qwen2_audio_student(lm_dir: Path, seed: int = 0) -> Qwen2AudioStudent:
             "vocab_size": len(tokenizer),
             "max_position_embeddings": 512,
         },
-        audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
+        audio_token_index=audio_token,
     )
     torch.manual_seed(seed)
     model = Qwen2AudioForConditionalGeneration(config).eval()

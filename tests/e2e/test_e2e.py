@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import uuid
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -41,7 +42,7 @@ def test_shards_load_with_pyarrow_and_match_schema(e2e_run: E2ERun) -> None:
         table = pq.read_table(path)
         assert table.schema.equals(tables.SHARD, check_metadata=False)
         assert set(table.column("strategy").to_pylist()) == {"salad"}
-        assert all(0 < p <= 1 for p in table.column("probability").to_pylist())
+        assert all(0 < p <= 1 for p in tables.floats(table.column("probability")))
 
 
 def test_shards_load_with_datasets_audio_decoded(e2e_run: E2ERun) -> None:
@@ -130,13 +131,15 @@ def test_local_prefect_server_kept_the_flow_and_all_its_tasks(e2e_run: E2ERun) -
     from saladpipe.flows.server import local_prefect_server
 
     assert e2e_run.flow_run_id
+    flow_run_id = uuid.UUID(e2e_run.flow_run_id)
 
     async def read() -> tuple[str, list[str]]:
         async with get_client() as client:
-            flow_run = await client.read_flow_run(e2e_run.flow_run_id)
+            flow_run = await client.read_flow_run(flow_run_id)
             task_runs = await client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
             )
+            assert flow_run.state_type is not None  # a finished run has a state
             return flow_run.state_type.value, [t.name for t in task_runs]
 
     assert (e2e_run.run_dir / "state" / "prefect" / "prefect.db").is_file()
@@ -154,7 +157,7 @@ def test_local_prefect_server_kept_the_flow_and_all_its_tasks(e2e_run: E2ERun) -
 
 def _tts_quarantined_ids(run: E2ERun) -> set[str]:
     paths = sorted((run.run_dir / "quarantine").glob("tts-*.parquet"))
-    return {t for p in paths for t in pq.read_table(p).column("text_id").to_pylist()}
+    return {t for p in paths for t in tables.strings(pq.read_table(p).column("text_id"))}
 
 
 def _tts_quarantined(run: E2ERun) -> int:

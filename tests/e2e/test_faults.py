@@ -17,6 +17,7 @@ from saladpipe.audit.artifacts import artifact_key
 from saladpipe.cli import main
 from saladpipe.data_schemas.layout import RunLayout
 from saladpipe.data_schemas.manifest import Manifest
+from saladpipe.data_schemas.tables import strings
 from saladpipe.pipeline import synthesize
 from saladpipe.shards.verify import verify_run
 from saladpipe.tts import SpeechService
@@ -79,7 +80,7 @@ def test_every_selected_row_is_in_a_shard_or_quarantined_with_its_reason(
     layout: RunLayout = faulty_run["layout"]
     assert faulty_run["code"] == 0
     assert faulty_run["calls"] == {f"part-0000{i}.parquet": n for i, n in enumerate([1, 2, 3])}
-    selected = pq.read_table(layout.selection(0)).column("text_id").to_pylist()
+    selected = strings(pq.read_table(layout.selection(0)).column("text_id"))
     shard_rows = [
         r for p in sorted(layout.shards_dir.glob("*.parquet")) for r in pq.read_table(p).to_pylist()
     ]

@@ -27,6 +27,7 @@ import pytest
 from saladpipe.cli import main
 from saladpipe.cli.deployment import FLOW_NAME
 from saladpipe.data_schemas.layout import RunLayout
+from saladpipe.data_schemas.tables import strings
 from saladpipe.flows import resources, runners
 from saladpipe.flows.server import local_prefect_server
 from saladpipe.pipeline import ledger
@@ -75,6 +76,7 @@ def _assert_same_table(a: pa.Table, b: pa.Table, name: str) -> None:
         if pa.types.is_floating(kind):
             flat_x, flat_y = (pa.concat_arrays(c.chunks) for c in (x, y))
             if pa.types.is_list(x.type):
+                assert isinstance(flat_x, pa.ListArray) and isinstance(flat_y, pa.ListArray)
                 assert flat_x.value_lengths().equals(flat_y.value_lengths()), (name, column)
                 flat_x, flat_y = flat_x.flatten(), flat_y.flatten()
             np.testing.assert_allclose(
@@ -138,7 +140,7 @@ def test_a_dask_cluster_run_equals_the_single_process_run(
             )
     selected = pq.read_table(b / "selection" / "round-000.parquet").column("text_id")
     shard_ids = pq.read_table(b / "shards", columns=["text_id"]).column("text_id")
-    assert len(selected) == 18 and sorted(shard_ids.to_pylist()) == sorted(selected.to_pylist())
+    assert len(selected) == 18 and sorted(strings(shard_ids)) == sorted(strings(selected))
 
 
 def _read_deployment(api_url: str, name: str) -> Any:
@@ -156,6 +158,7 @@ def _read_deployment(api_url: str, name: str) -> Any:
 def test_serve_registers_a_cron_deployment_whose_run_adds_a_round(
     api_url: str, corpus: Path, tmp_path: Path
 ) -> None:
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -180,6 +183,7 @@ def test_serve_registers_a_cron_deployment_whose_run_adds_a_round(
         assert deployment.entrypoint == "saladpipe.cli.deployment.scheduled_round"
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             flow_run = run_deployment(name, timeout=300)
+        assert isinstance(flow_run, FlowRun)  # called from sync code: the run, not a coroutine
         assert flow_run.state is not None and flow_run.state.is_completed(), log_path.read_text()
         # The config is read at every run: a bad strategy in it fails the next run in its
         # pre-flight check, before anything is ingested into the (new) folder it names.
@@ -189,6 +193,7 @@ def test_serve_registers_a_cron_deployment_whose_run_adds_a_round(
         config.write_text(bad.replace(str(tmp_path / "served"), str(tmp_path / "bad")))
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             failed = run_deployment(name, timeout=300)
+        assert isinstance(failed, FlowRun)
         assert failed.state is not None and failed.state.is_failed()
         assert "select.strategy" in str(failed.state.message), failed.state.message
         assert not (tmp_path / "bad" / "corpus").exists()
@@ -232,7 +237,7 @@ def test_tag_limits_cap_what_they_name_and_a_missing_limit_blocks_nothing(api_ur
     from prefect import flow, task
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
-    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
     @task
     def hold(seconds: float) -> tuple[float, float]:
@@ -240,7 +245,9 @@ def test_tag_limits_cap_what_they_name_and_a_missing_limit_blocks_nothing(api_ur
         time.sleep(seconds)
         return start, time.monotonic()
 
-    @flow(task_runner=ThreadPoolTaskRunner(max_workers=3))
+    runner: TaskRunner[Any] = ThreadPoolTaskRunner(max_workers=3)
+
+    @flow(task_runner=runner)
     def three_at_once(tag: str) -> list[tuple[float, float]]:
         futures = [hold.with_options(tags=[tag]).submit(2.0) for _ in range(3)]
         return [f.result() for f in futures]

@@ -11,13 +11,16 @@ import asyncio
 import json
 import re
 import struct
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
 from saladpipe.cli import main
+from saladpipe.data_schemas import tables
 from tests import REPO
 from tests.factories import E2ERun
 from tests.webdriver import Browser
@@ -117,10 +120,10 @@ def test_charts_are_drawn(page: Browser, e2e_run: E2ERun) -> None:
 def test_audio_players_load_the_run_s_clips(page: Browser, e2e_run: E2ERun) -> None:
     players = page.run_async(_AUDIO_JS)
     assert players, "no audio element in the report"
-    durations = {}
+    durations: dict[str, float] = {}
     for path in sorted((e2e_run.run_dir / "shards").glob("*.parquet")):
         table = pq.read_table(path, columns=["text_id", "duration_s"])
-        ids, seconds = table["text_id"].to_pylist(), table["duration_s"].to_pylist()
+        ids, seconds = tables.strings(table["text_id"]), tables.floats(table["duration_s"])
         durations.update(zip(ids, seconds, strict=True))
     for player in players:
         assert player["error"] is None and player["state"] >= 1, player
@@ -165,12 +168,13 @@ def test_flow_run_carries_the_audit_artifacts(e2e_run: E2ERun) -> None:
     from saladpipe.flows.server import local_prefect_server
 
     assert e2e_run.flow_run_id
+    flow_run_id = uuid.UUID(e2e_run.flow_run_id)
 
-    async def read() -> dict[str, tuple[str, object]]:
+    async def read() -> dict[str, tuple[str | None, Any]]:  # Any: an artifact's data
         async with get_client() as client:
             found = await client.read_artifacts(
                 artifact_filter=ArtifactFilter(
-                    flow_run_id=ArtifactFilterFlowRunId(any_=[e2e_run.flow_run_id])
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
                 )
             )
             return {a.key: (a.type, a.data) for a in found if a.key}

@@ -13,6 +13,7 @@ from safetensors.numpy import load_file, save_file
 
 from saladpipe.cli import main
 from saladpipe.cli.preflight import Folder, choose_round
+from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.config import RunConfig, parse_config
 from saladpipe.data_schemas.layout import RunLayout, cache_dir
 from saladpipe.data_schemas.manifest import Manifest
@@ -24,7 +25,7 @@ from tests.factories import small_wordnet_corpus, write_config, write_jsonl
 
 pytestmark = pytest.mark.e2e
 
-SMALL = {
+SMALL: dict[str, dict[str, Any]] = {
     "cluster": {"k": 3, "iterations": 5},
     "probe": {"per_cluster": 2, "shard_rows": 8},
     "select": {"strategy": "salad", "budget_texts": 4, "salad": {"gamma": 5.0}},
@@ -56,7 +57,7 @@ def two_rounds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     first = write_config(tmp / "round0.toml", path, run_dir, **SMALL)
     code0 = main(["run", str(first)])
     student = _newer_student(run_dir, tmp / "student-v2")
-    later = {
+    later: dict[str, dict[str, Any]] = {
         **SMALL,
         "select": {"strategy": "diverse", "budget_texts": 5, "near_duplicate_threshold": 0.95},
         # Tiny sizes: every clip its own row group and shard, so rotation goes end to end.
@@ -70,10 +71,8 @@ def two_rounds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _selection(run_dir: Path, r: int) -> list[str]:
-    return (
-        pq.read_table(run_dir / "selection" / f"round-{r:03d}.parquet")
-        .column("text_id")
-        .to_pylist()
+    return tables.strings(
+        pq.read_table(run_dir / "selection" / f"round-{r:03d}.parquet").column("text_id")
     )
 
 
@@ -95,7 +94,7 @@ def test_second_round_rescores_with_the_newer_student_and_never_repicks(
     assert len(first) == 4 and len(second) == 5
     assert not set(first) & set(second)
     rows = ledger.read_ledger(RunLayout(run_dir))
-    assert sorted(rows.column("text_id").to_pylist()) == sorted(first + second)
+    assert sorted(tables.strings(rows.column("text_id"))) == sorted(first + second)
     assert set(rows.column("status").to_pylist()) <= {"synthesized", "tts_failed"}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import GPT2LMHeadModel
 
 from saladpipe.cli import main
 from saladpipe.corpora.wordnet import Gloss
@@ -119,6 +120,7 @@ def toy_teacher() -> Teacher:
 
 
 def test_teacher_beats_a_unigram_model_on_held_out_text(toy_teacher: Teacher) -> None:
+    assert isinstance(toy_teacher.model, GPT2LMHeadModel)  # what train_teacher builds
     quality = held_out_quality(
         toy_teacher.model,
         toy_teacher.tokenizer,

@@ -4,14 +4,14 @@ is the one real checkpoints take): batched VITS, XTTS with cached latents, Coqui
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
 import torch
 
 from saladpipe.data_schemas.config import TTSSection, VoiceSpec
-from saladpipe.tts import EngineOptions, SpeechService, SpokenText, TTSEngine, create_engine
+from saladpipe.tts import EngineOptions, SpeechService, SpokenText, create_engine
 from saladpipe.tts.coqui import CoquiEngine
 from saladpipe.tts.coqui_vits import synthesize_vits_batch
 from tests.tts_factories import (
@@ -40,19 +40,21 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def _vits(models: dict[str, Path], precision: str) -> TTSEngine:
+def _vits(models: dict[str, Path], precision: Literal["float32", "bfloat16"]) -> CoquiEngine:
     spec = VoiceSpec(engine="coqui", voice=str(models["vits"]), speaker="bob", license="Apache-2.0")
-    options = CoquiEngine.Options(precision=precision)  # type: ignore[arg-type]
-    return create_engine(spec, EngineOptions("cpu", threads=2, own=options))
+    options = CoquiEngine.Options(precision=precision)
+    engine = create_engine(spec, EngineOptions("cpu", threads=2, own=options))
+    assert isinstance(engine, CoquiEngine)
+    return engine
 
 
 @pytest.fixture(scope="module")
-def vits(models: dict[str, Path]) -> TTSEngine:
+def vits(models: dict[str, Path]) -> CoquiEngine:
     """In float32, so clips can be compared with Coqui's own call to float32 rounding."""
     return _vits(models, "float32")
 
 
-def test_a_vits_checkpoint_folder_loads_and_reports_itself(vits: TTSEngine) -> None:
+def test_a_vits_checkpoint_folder_loads_and_reports_itself(vits: CoquiEngine) -> None:
     assert vits.sample_rate == 22050
     assert vits.speakers() == ["alice", "bob", "carol"]
     assert (vits.voice.name, vits.voice.license) == ("vits-ms:bob", "Apache-2.0")
@@ -63,10 +65,10 @@ def test_a_vits_checkpoint_folder_loads_and_reports_itself(vits: TTSEngine) -> N
 SEEDS = [11, 12, 13]
 
 
-def test_without_noise_a_clip_is_coquis_own_and_an_unmasked_batch_leaks(vits: TTSEngine) -> None:
+def test_without_noise_a_clip_is_coquis_own_and_an_unmasked_batch_leaks(vits: CoquiEngine) -> None:
     """Noise off, so Coqui's own call (which samples from torch's global generator) can be
     the reference."""
-    model: Any = vits._model  # type: ignore[attr-defined]
+    model: Any = vits._model
     model.inference_noise_scale, model.inference_noise_scale_dp = 0.0, 0.0
     try:
         alone = [vits.synthesize(text, seed) for text, seed in zip(TEXTS, SEEDS, strict=True)]
@@ -84,9 +86,9 @@ def test_without_noise_a_clip_is_coquis_own_and_an_unmasked_batch_leaks(vits: TT
     assert max(np.abs(naive[i] - alone[i]).max() for i in shorter) > 1e-3
 
 
-def test_a_clip_from_a_padded_batch_equals_the_same_text_spoken_alone(vits: TTSEngine) -> None:
+def test_a_clip_from_a_padded_batch_equals_the_same_text_spoken_alone(vits: CoquiEngine) -> None:
     """With the default noise scales on: each text's noise comes from its own seed."""
-    model: Any = vits._model  # type: ignore[attr-defined]
+    model: Any = vits._model
     assert (model.inference_noise_scale, model.inference_noise_scale_dp) == (0.667, 1.0)
     generator = torch.get_rng_state()
     batch = vits.synthesize_batch(TEXTS, SEEDS)
@@ -105,10 +107,10 @@ def test_a_clip_from_a_padded_batch_equals_the_same_text_spoken_alone(vits: TTSE
 
 
 def test_a_bfloat16_decoder_keeps_every_clip_length_and_stays_close_to_float32(
-    models: dict[str, Path], vits: TTSEngine
+    models: dict[str, Path], vits: CoquiEngine
 ) -> None:
     half = _vits(models, "bfloat16")
-    assert half.precision == "bfloat16"  # type: ignore[attr-defined]
+    assert half.precision == "bfloat16"
     pairs = list(zip(TEXTS, SEEDS, strict=True))
     exact = [vits.synthesize(text, seed) for text, seed in pairs]
     alone = [half.synthesize(text, seed) for text, seed in pairs]
@@ -142,14 +144,14 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_has_it(
     assert decoder_dtype("float32", "cpu") == "float32"
 
 
-def _naive_padded_batch(engine: TTSEngine, texts: list[str]) -> list[np.ndarray]:
+def _naive_padded_batch(engine: CoquiEngine, texts: list[str]) -> list[np.ndarray]:
     """One padded model call, each clip cut at its length, decoder not masked."""
-    model: Any = engine._model  # type: ignore[attr-defined]
+    model: Any = engine._model
     ids = [model.tokenizer.text_to_ids(t) for t in texts]
     tokens = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
     for row, seq in enumerate(ids):
         tokens[row, : len(seq)] = torch.tensor(seq)
-    speaker = engine._speaker_id.expand(len(ids))  # type: ignore[attr-defined]
+    speaker = engine._speaker_id.expand(len(ids))
     aux = {"x_lengths": torch.tensor([len(s) for s in ids]), "speaker_ids": speaker}
     with torch.inference_mode():
         out = model.inference(tokens, aux_input=aux)
@@ -158,10 +160,10 @@ def _naive_padded_batch(engine: TTSEngine, texts: list[str]) -> list[np.ndarray]
     return [waves[i, : int(n)] for i, n in enumerate(frames)]
 
 
-def test_batching_keeps_each_clip_to_its_own_length_with_sampling_noise(vits: TTSEngine) -> None:
-    model: Any = vits._model  # type: ignore[attr-defined]
+def test_batching_keeps_each_clip_to_its_own_length_with_sampling_noise(vits: CoquiEngine) -> None:
+    model: Any = vits._model
     ids = [model.tokenizer.text_to_ids(t) for t in TEXTS]
-    waves = synthesize_vits_batch(model, ids, SEEDS, vits._speaker_id)  # type: ignore[attr-defined]
+    waves = synthesize_vits_batch(model, ids, SEEDS, vits._speaker_id)
     # With noise the durations are sampled, but no clip is cut to or padded to another's length.
     assert all(w.size % 256 == 0 and w.size > 0 for w in waves)
     assert np.isfinite(np.concatenate(waves)).all()

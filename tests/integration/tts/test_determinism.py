@@ -18,7 +18,7 @@ from saladpipe.data_schemas.config import ClipChecks, TTSSection, VoiceSpec
 from saladpipe.data_schemas.manifest import Manifest, VoiceEntry
 from saladpipe.pipeline.write_manifest import write_manifest
 from saladpipe.tts import EngineOptions, SpeechService, SpokenText, TTSEngine, create_engine
-from saladpipe.tts.piper import resolve_piper_voice
+from saladpipe.tts.piper import PiperEngine, resolve_piper_voice
 from saladpipe.tts.registry import describe_voice
 from saladpipe.tts.render import RenderSettings, Request, Spoken, piece_seed, render
 from saladpipe.tts.voices import text_seed
@@ -63,11 +63,12 @@ def test_piper_speaks_the_same_bytes_for_the_same_text_and_seed_in_another_engin
 
 def test_a_short_noise_guess_is_retried_larger_and_gives_the_same_clip(piper: TTSEngine) -> None:
     ample = create_engine(VoiceSpec(engine="piper"), EngineOptions(threads=1))
-    feeder: Any = ample._session  # type: ignore[attr-defined]
+    assert isinstance(ample, PiperEngine) and isinstance(piper, PiperEngine)
+    feeder: Any = ample._session
     feeder.frames_per_id = [16, 16]
     expected = ample.synthesize(TEXT, 5)
     assert feeder.frames_per_id == [16, 16]  # enough at the first try
-    short: Any = piper._session  # type: ignore[attr-defined]
+    short: Any = piper._session
     short.frames_per_id = [1, 1]  # exact for the duration noise, too short for the prior
     assert piper.synthesize(TEXT, 5).tobytes() == expected.tobytes()
     assert short.frames_per_id[0] == 1 and short.frames_per_id[1] >= 4  # retried larger

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +38,7 @@ from saladpipe.audit.pool_map import build_pool_map
 from saladpipe.audit.sampling import sample_per_cluster
 from saladpipe.cli import build_parser, main
 from saladpipe.data_schemas.errors import ConfigError
+from saladpipe.data_schemas.tables import ints, strings
 from saladpipe.tts.audio import decode
 from tests.audit_factories import RATE, VOICES, BuiltRun, SyntheticRun, build, clip_for
 
@@ -89,12 +92,10 @@ def test_audit_table_has_every_pick_with_its_fate(synthetic: BuiltRun) -> None:
 def test_clips_are_read_back_from_the_right_rows(synthetic: BuiltRun) -> None:
     """Rows span several row groups (4 rows each); every clip decodes to its text's tone."""
     table = audit_table(RunFolder.open(synthetic.root)).table
-    made = table.filter(pc.equal(table.column("status"), "synthesized"))
-    refs = list(
-        zip(made.column("shard").to_pylist(), made.column("shard_row").to_pylist(), strict=True)
-    )
+    made = table.filter(pc.equal(table.column("status"), pa.scalar("synthesized")))
+    refs = list(zip(strings(made.column("shard")), ints(made.column("shard_row")), strict=True))
     clips = read_clips(synthetic.root, refs[::-1])[::-1]
-    for text_id, clip in zip(made.column("text_id").to_pylist(), clips, strict=True):
+    for text_id, clip in zip(strings(made.column("text_id")), clips, strict=True):
         assert mime_type(clip) == "audio/flac"
         samples, rate = decode(clip)
         expected = clip_for(_index(text_id), 0.4)
@@ -107,14 +108,14 @@ def test_stray_and_repeated_clip_rows_are_noted(tmp_path: Path) -> None:
     built = build(tmp_path / "run", SyntheticRun(quarantined=0))
     first = pq.read_table(built.root / "shards" / "part-00000.parquet")
     extra = first.take([0, 1])
-    ids = extra.column("text_id").to_pylist()
+    ids = strings(extra.column("text_id"))
     extra = extra.set_column(0, "text_id", pa.array(["t059", ids[1]]))
     pq.write_table(extra, built.root / "shards" / "part-00001.parquet")
     audit = audit_table(RunFolder.open(built.root))
     assert audit.table.num_rows == 21
     assert "1 shard or TTS-quarantine rows match no selection row" in audit.notes
     assert any(note.startswith("1 shard or TTS-quarantine rows repeat") for note in audit.notes)
-    row = audit.table.filter(pc.equal(audit.table.column("text_id"), ids[1])).to_pylist()
+    row = audit.table.filter(pc.equal(audit.table.column("text_id"), pa.scalar(ids[1]))).to_pylist()
     assert [r["shard"] for r in row] == ["shards/part-00000.parquet"]
 
 
@@ -134,10 +135,10 @@ def test_stray_and_repeated_clip_rows_are_noted(tmp_path: Path) -> None:
     ],
 )
 def test_filters_keep_exactly_the_matching_rows(
-    synthetic: BuiltRun, selection: AuditFilter, expected: object
+    synthetic: BuiltRun, selection: AuditFilter, expected: Callable[[dict[str, Any]], bool]
 ) -> None:
     table = audit_table(RunFolder.open(synthetic.root)).table
-    want = [r["text_id"] for r in table.to_pylist() if expected(r)]  # type: ignore[operator]
+    want = [r["text_id"] for r in table.to_pylist() if expected(r)]
     got = selection.apply(table).column("text_id").to_pylist()
     assert got == want and got
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from saladpipe.cli import default_config, main
-from saladpipe.data_schemas import ConfigError, load_config, parse_config
+from saladpipe.data_schemas import ConfigError, RunConfig, load_config, parse_config
 from saladpipe.models.builtin import builtin_names, uses_placeholders
 from tests import REPO
 
 
-def _parse(text: str, tmp_path: Path, overrides: tuple[str, ...] = ()) -> object:
+def _parse(text: str, tmp_path: Path, overrides: tuple[str, ...] = ()) -> RunConfig:
     return parse_config(text, "t.toml", tmp_path, overrides)
 
 

@@ -18,7 +18,7 @@ from prefect_dask import DaskTaskRunner
 
 from saladpipe.cli import main
 from saladpipe.cli.preflight import Folder, choose_round
-from saladpipe.data_schemas.config import PrefectSection, parse_config
+from saladpipe.data_schemas.config import PrefectSection, RunConfig, parse_config
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.heavy import Heavy
 from saladpipe.data_schemas.layout import RunLayout
@@ -70,7 +70,7 @@ def test_the_configured_task_runner() -> None:
     assert remote.cluster_kwargs == {}
 
 
-def _config(tts: str = "", models: str = "") -> object:
+def _config(tts: str = "", models: str = "") -> RunConfig:
     return parse_config(f"{BASE}[tts]\n{tts}\n[models]\n{models}\n", "test", Path.cwd())
 
 

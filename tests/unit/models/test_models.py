@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from saladpipe.data_schemas.errors import SaladpipeError
 from saladpipe.models import (
     Qwen2AudioStudent,
     SpeechAdaptedLM,
+    Student,
     TextLM,
     check_shared_vocabulary,
     fingerprint_dir,
@@ -48,7 +50,7 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return placeholder_dirs(tmp_path_factory.mktemp("placeholders"))
 
 
-def _logits(student: SpeechAdaptedLM, clips: list, ids: list[list[int]]) -> torch.Tensor:
+def _logits(student: Student, clips: list, ids: list[list[int]]) -> torch.Tensor:
     with torch.inference_mode():
         return student(clips, ids)
 
@@ -316,7 +318,7 @@ def test_model_ids_are_known_without_loading_and_follow_the_files(
     assert model_id(ModelSpec(source=str(copy)), "teacher") != before
 
 
-def _gpt2(**config: object) -> GPT2LMHeadModel:
+def _gpt2(**config: Any) -> GPT2LMHeadModel:
     torch.manual_seed(0)
     shape = gpt2_config(64, 0, width=32, layers=1, heads=2, context=1024, **config)
     return GPT2LMHeadModel(shape).eval()

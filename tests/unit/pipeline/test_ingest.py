@@ -12,15 +12,14 @@ import pytest
 
 from saladpipe.data_schemas import ConfigError, RunLayout
 from saladpipe.data_schemas.config import ClipChecks, CorpusSection
+from saladpipe.data_schemas.tables import strings
 from saladpipe.pipeline.ingest import ingest
 from tests.factories import BAD_ROWS, write_jsonl, write_parquet
 
 
 def _reasons(layout: RunLayout) -> dict[str, str]:
     table = pq.read_table(layout.quarantine("ingest"))
-    return dict(
-        zip(table.column("source").to_pylist(), table.column("reason").to_pylist(), strict=True)
-    )
+    return dict(zip(strings(table.column("source")), strings(table.column("reason")), strict=True))
 
 
 def _quarantined(layout: RunLayout) -> dict[str, tuple[str, str, str]]:
@@ -95,7 +94,7 @@ def test_a_corpus_with_no_usable_row_is_an_error(tmp_path: Path) -> None:
         ingest(CorpusSection(path=path), path, RunLayout(tmp_path / "run"))
 
 
-def _lines(tmp_path: Path, lines: list[dict[str, Any] | bytes]) -> dict[str, tuple[str, str, str]]:
+def _lines(tmp_path: Path, lines: list[dict[str, Any] | bytes]) -> dict[int, tuple[str, str, str]]:
     """Ingest a good row then `lines`; what the quarantine says of each line, by line number."""
     path = write_jsonl(tmp_path / "c.jsonl", [{"id": "good", "text": "A good row."}, *lines])
     layout = RunLayout(tmp_path / "run")

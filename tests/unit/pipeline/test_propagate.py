@@ -83,8 +83,8 @@ def _write_run(folder: Path, rng: np.random.Generator) -> dict[str, list[Path]]:
     vectors = _unit(rng, 60)
     ids = [f"t{i}" for i in range(60)]
     paths: dict[str, list[Path]] = {"embeddings": [], "assignments": [], "probes": [], "scores": []}
-    for shard, rows in enumerate((range(0, 35), range(35, 60))):
-        rows = list(rows)
+    for shard, span in enumerate((range(0, 35), range(35, 60))):
+        rows = list(span)
         column = pa.FixedSizeListArray.from_arrays(pa.array(vectors[rows].ravel()), 8)
         embeddings = pa.table({"text_id": [ids[i] for i in rows], "embedding": column})
         paths["embeddings"].append(

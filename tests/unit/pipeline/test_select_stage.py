@@ -293,7 +293,7 @@ def test_audio_hours_budget_uses_the_rate_learned_from_probe_clips(run: FakeRun)
         run.config(strategy="random", budget_unit="audio_hours", budget_audio_hours=hours),
         run.layout,
     )
-    texts = _selected(run.layout).column("text").to_pylist()
+    texts = tables.strings(_selected(run.layout).column("text"))
     estimated = sum(0.5 + 0.05 * len(t) for t in texts)
     assert estimated <= 20.0 + 1e-9 and outcome.spent * 3600 == pytest.approx(estimated)
     assert 20.0 - estimated < 0.5 + 0.05 * max(len(t) for t in run.texts)
@@ -316,7 +316,7 @@ def test_token_budget_counts_with_the_teacher_tokenizer(run: FakeRun) -> None:
         run.layout,
         tokenizer,
     )
-    texts = _selected(run.layout).column("text").to_pylist()
+    texts = tables.strings(_selected(run.layout).column("text"))
     assert sum(count(texts)) == outcome.spent <= 50
     with pytest.raises(ConfigError, match="tokens needs the teacher's tokenizer"):
         _select(run.inputs, run.config(budget_unit="tokens"), run.layout)
@@ -342,7 +342,7 @@ def test_exclusions_by_name_file_cluster_and_asr_table(run: FakeRun, tmp_path: P
     outcome = _select(
         run.inputs, run.config(strategy="random", budget_texts=100, exclude=exclude), run.layout
     )
-    picked = set(_selected(run.layout).column("text_id").to_pylist())
+    picked = set(tables.strings(_selected(run.layout).column("text_id")))
     clusters = {int(t[1:]) % K for t in picked}
     assert clusters == {0}  # 1 failed ASR on average, 2 was named
     assert not picked & {"t003", "t004", "t007", "t010"}
@@ -385,7 +385,7 @@ def test_near_duplicates_are_skipped_with_the_text_they_repeat(tmp_path: Path) -
     run = _fake_run(tmp_path / "dups", duplicates=True)
     config = run.config(strategy="random", budget_texts=40, near_duplicate_threshold=0.99)
     outcome = _select(run.inputs, config, run.layout)
-    picked = [int(t[1:]) for t in _selected(run.layout).column("text_id").to_pylist()]
+    picked = [int(t[1:]) for t in tables.strings(_selected(run.layout).column("text_id"))]
     assert len({i % 30 for i in picked}) == len(picked) == 30  # one of each pair
     assert outcome.counts["near_duplicates"] > 0
     assert any("ran out" in note for note in outcome.notes)
@@ -410,8 +410,8 @@ def test_rounds_never_repick_and_explain_says_why(run: FakeRun) -> None:
     round1 = FakeRun(second_layout, run.inputs, run.texts, run.vectors)
     config1 = run.config(strategy="top_k", budget_texts=15)
     outcome = _select(run.inputs, config1, second_layout)
-    first_ids = set(_selected(run.layout).column("text_id").to_pylist())
-    second_ids = set(_selected(second_layout).column("text_id").to_pylist())
+    first_ids = set(tables.strings(_selected(run.layout).column("text_id")))
+    second_ids = set(tables.strings(_selected(second_layout).column("text_id")))
     assert len(second_ids) == 15 and not first_ids & second_ids
     assert outcome.counts["ledger_texts"] == 15
     assert second_layout.cluster_stats.name == "cluster_stats-r001.parquet"

@@ -54,7 +54,8 @@ def test_near_duplicates_are_never_picked_together_nor_with_earlier_rounds(
     pool = Pool(
         np.zeros(50, np.int64), np.array([1.0]), eligible=eligible, vectors=lambda r: vectors[r]
     )
-    dedup = NearDuplicates(threshold, pool.vectors, prior_rows)  # type: ignore[arg-type]
+    assert pool.vectors is not None
+    dedup = NearDuplicates(threshold, pool.vectors, prior_rows)
     picks = RandomStrategy().select(pool, Budget(budget), np.random.default_rng(seed), dedup)
     picked = vectors[picks.indices]
     among = picked @ picked.T
@@ -77,11 +78,12 @@ def test_exact_duplicate_texts_count_as_duplicates_at_threshold_one() -> None:
     v = _unit(np.random.default_rng(0).standard_normal((3, 8)))
     vectors = np.vstack([v, v[:1]])
     pool = Pool(np.zeros(4, np.int64), np.array([1.0]), vectors=lambda r: vectors[r])
-    dedup = NearDuplicates(1.0, pool.vectors, np.zeros(0, np.int64))  # type: ignore[arg-type]
+    assert pool.vectors is not None
+    dedup = NearDuplicates(1.0, pool.vectors, np.zeros(0, np.int64))
     picks = RandomStrategy().select(pool, Budget(4), np.random.default_rng(0), dedup)
     assert picks.indices.size == 3 and picks.duplicates.size == 1
     with pytest.raises(SelectionError, match="threshold"):
-        NearDuplicates(0.0, pool.vectors, np.zeros(0, np.int64))  # type: ignore[arg-type]
+        NearDuplicates(0.0, pool.vectors, np.zeros(0, np.int64))
 
 
 def test_diverse_spreads_picks_where_top_k_piles_them_on_one_topic() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,7 +37,9 @@ DIM = 8
 
 
 def _strategy(name: str, gamma: float = 5.0) -> Strategy:
-    return create_strategy(SelectSection(strategy=name, salad={"gamma": gamma}))
+    return create_strategy(
+        SelectSection.model_validate({"strategy": name, "salad": {"gamma": gamma}})
+    )
 
 
 def _vectors(n: int, seed: int) -> np.ndarray:
@@ -319,12 +322,10 @@ def test_budget_larger_than_the_pool_takes_everything_and_says_so() -> None:
         ({"eligible": np.array([1, 0, 1])}, "boolean"),
     ],
 )
-def test_bad_pool_input_is_refused_naming_the_culprit(
-    kwargs: dict[str, object], message: str
-) -> None:
+def test_bad_pool_input_is_refused_naming_the_culprit(kwargs: dict[str, Any], message: str) -> None:
     gaps = kwargs.pop("gaps", [0.1, 0.2])
     with pytest.raises(SelectionError, match=message):
-        Pool(np.array([0, 1, 1]), np.asarray(gaps, dtype=np.float64), **kwargs)  # type: ignore[arg-type]
+        Pool(np.array([0, 1, 1]), np.asarray(gaps, dtype=np.float64), **kwargs)
     with pytest.raises(SelectionError, match=r"cluster ids must lie in 0\.\.1"):
         Pool(np.array([0, 2]), np.array([0.1, 0.2]))
 

@@ -40,7 +40,7 @@ def test_the_rewritten_joe_graph_draws_no_random_number_itself() -> None:
     assert len(model.graph.initializer) == weights + 2 * 2  # slice starts and axes only
 
 
-def _tiny_graph(op: str, rank: int = 3, **attributes: float) -> Any:
+def _tiny_graph(op: str, rank: int = 3, **attributes: Any) -> Any:
     """x [1, 3, T] (or rank 2) through one random op to y."""
     shape: list[int | str] = [1, 3, "T"] if rank == 3 else [3, "T"]
     node = helper.make_node(op, ["x"], ["y"], name="random", **attributes)
