@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import adjusted_mutual_info_score  # noqa: E402
 
 from saladpipe.corpora.wordnet import build_wordnet_corpus  # noqa: E402
+from saladpipe.data_schemas.tables import strings  # noqa: E402
 from saladpipe.models.embedding import Embedder  # noqa: E402
 from saladpipe.models.kmeans import (  # noqa: E402
     capacity,
@@ -37,7 +38,7 @@ ITERATIONS = 20
 
 def main() -> None:
     corpus = build_wordnet_corpus(per_domain=500, seed=0)
-    texts = corpus.column("text").to_pylist()
+    texts = strings(corpus.column("text"))
     keep = [i for i, t in enumerate(texts) if len(t) <= 400]
     texts = [texts[i] for i in keep]
     domains = np.asarray(corpus.column("domain").to_pylist())[keep]

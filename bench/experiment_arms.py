@@ -293,7 +293,9 @@ class Experiment:
         """Every budget of one arm and seed: pick, fine-tune from stage I, evaluate."""
         cfg = self.config
         k = cfg.clusters
-        strategy = create_strategy(SelectSection(strategy=arm.strategy, salad={"gamma": arm.gamma}))
+        strategy = create_strategy(
+            SelectSection.model_validate({"strategy": arm.strategy, "salad": {"gamma": arm.gamma}})
+        )
         gaps, _ = cluster_gaps(teacher, stage1, pool, k)
         picked = np.zeros(0, dtype=np.int64)
         records = []

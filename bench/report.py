@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -213,7 +214,10 @@ def _write_shards(
             }
         )
         if writer is None:
-            writer = pq.ParquetWriter(path, table.schema, **parquet_options(table.schema))
+            options = parquet_options(table.schema)
+            # pyarrow-stubs types use_dictionary as a bool; pyarrow takes a bool or a list of
+            # column names, as its docstring says.
+            writer = pq.ParquetWriter(path, table.schema, **options)  # type: ignore[arg-type]
         writer.write_table(table)
     if writer is not None:
         writer.close()
@@ -263,7 +267,7 @@ def main() -> None:
             started = time.perf_counter()
             synthesize_run(root, size)
             setup = time.perf_counter() - started
-            bare = best_of(2, lambda root=root: bare_read(root))
+            bare = best_of(2, partial(bare_read, root))
             out = root / "report.html"
             results = [build_report(root, out) for _ in range(2)]
             build = min(r.seconds for r in results)
@@ -273,8 +277,8 @@ def main() -> None:
             )
             if chromium:
                 profile = work / "profile"
-                opened = best_of(3, lambda out=out, p=profile: open_seconds(out, p))
-                blank = best_of(3, lambda p=profile: open_seconds(empty, p))
+                opened = best_of(3, partial(open_seconds, out, profile))
+                blank = best_of(3, partial(open_seconds, empty, profile))
                 line += f" {opened:>7.2f} {blank:>8.2f} {opened / blank:>6.2f}"
             print(line, flush=True)
             if args.keep is None:

@@ -38,6 +38,7 @@ from transformers import (
 )
 
 from saladpipe.corpora.wordnet import build_wordnet_corpus
+from saladpipe.data_schemas.tables import strings
 from saladpipe.models import (
     AdapterConfig,
     FrameStackAdapter,
@@ -63,6 +64,7 @@ def build_models(texts: list[str], device: torch.device) -> tuple[Teacher, Speec
     tokenizer = train_bpe_tokenizer(texts, 50257, 1024)
     torch.manual_seed(0)
     special = tokenizer.convert_tokens_to_ids(SPECIAL_TOKEN)
+    assert isinstance(special, int)  # one token in, one id out
     config = gpt2_config(len(tokenizer), special, width=256, layers=4, heads=4, context=1024)
     lm = GPT2LMHeadModel(config).eval()
     encoder = Wav2Vec2Model(wav2vec2_config()).eval()
@@ -83,7 +85,7 @@ def build_models(texts: list[str], device: torch.device) -> tuple[Teacher, Speec
 
 def build_items(count: int) -> list[ScoreItem]:
     """Texts of 1, 2, 4 or 8 glosses, split in half; noise stands in for the spoken prefix."""
-    glosses = build_wordnet_corpus(per_domain=max(40, count), seed=0).column("text").to_pylist()
+    glosses = strings(build_wordnet_corpus(per_domain=max(40, count), seed=0).column("text"))
     rng = np.random.default_rng(0)
     items = []
     cursor = 0
@@ -99,7 +101,7 @@ def build_items(count: int) -> list[ScoreItem]:
 
 
 def corpus_texts() -> list[str]:
-    return build_wordnet_corpus(per_domain=10000, seed=1).column("text").to_pylist()
+    return strings(build_wordnet_corpus(per_domain=10000, seed=1).column("text"))
 
 
 @torch.inference_mode()

@@ -27,7 +27,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import numpy as np  # noqa: E402
 
 from saladpipe.data_schemas.config import SelectSection  # noqa: E402
-from saladpipe.selectors import Budget, Pool, create_strategy  # noqa: E402
+from saladpipe.selectors import Budget, Pool, VectorLookup, create_strategy  # noqa: E402
 
 K = 64
 N = 50_000
@@ -81,6 +81,11 @@ def world(landscape: str, seed: int) -> dict[str, np.ndarray]:
     }
 
 
+def _lookup(vectors: np.ndarray) -> VectorLookup:
+    """The vectors of the given rows of an in-memory pool."""
+    return lambda rows: vectors[rows]
+
+
 def run() -> dict[str, dict[str, np.ndarray]]:
     """Capture ratio against random: [landscape][strategy] -> array over FRACTIONS."""
     results: dict[str, dict[str, np.ndarray]] = {}
@@ -94,9 +99,11 @@ def run() -> dict[str, dict[str, np.ndarray]]:
                     w["clusters"],
                     w["measured"],
                     text_gap=None if gap == "cluster" else w[gap],
-                    vectors=lambda rows, v=w["vectors"]: v[rows],
+                    vectors=_lookup(w["vectors"]),
                 )
-                strategy = create_strategy(SelectSection(strategy=name, salad={"gamma": gamma}))
+                strategy = create_strategy(
+                    SelectSection.model_validate({"strategy": name, "salad": {"gamma": gamma}})
+                )
                 for i, fraction in enumerate(FRACTIONS):
                     picks = strategy.select(
                         pool, Budget(round(fraction * N)), np.random.default_rng([seed, i])

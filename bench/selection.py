@@ -74,7 +74,9 @@ def child(case: str, n: int) -> dict[str, float]:
             lookup = None if vectors is None else (lambda rows, v=vectors: v[rows])
             pool = Pool(clusters, cluster_gap, text_gap=text_gap, vectors=lookup)
             name = "random" if case == "near_duplicates" else case
-            strategy = create_strategy(SelectSection(strategy=name, salad={"gamma": 5.0}))
+            strategy = create_strategy(
+                SelectSection.model_validate({"strategy": name, "salad": {"gamma": 5.0}})
+            )
             dedup = None
             if case == "near_duplicates":
                 assert lookup is not None
@@ -148,6 +150,7 @@ def kmeans_part() -> None:
     with _Clock() as clock:
         km = faiss.Kmeans(DIM, K, niter=20, seed=0, max_points_per_centroid=n, verbose=False)
         km.train(x)
+    assert km.centroids is not None  # set by train
     results.append(("faiss k-means, 20 iter, all points", clock, km.centroids))
     for batch in (1024, 4096):
         with _Clock() as clock:

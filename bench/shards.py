@@ -15,6 +15,7 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -111,8 +112,8 @@ def main() -> None:
                             decode(row["audio"]["bytes"])
 
         for decode_audio in (False, True):
-            ours_r = best_of(args.repeats, lambda d=decode_audio: dataset_read(d))
-            bare_r = best_of(args.repeats, lambda d=decode_audio: bare_read(d))
+            ours_r = best_of(args.repeats, partial(dataset_read, decode_audio))
+            bare_r = best_of(args.repeats, partial(bare_read, decode_audio))
             label = "rows + FLAC decode" if decode_audio else "rows"
             print(
                 f"read ({label}): ShardDataset {args.rows / ours_r:8.0f} rows/s, bare pyarrow "

@@ -152,6 +152,7 @@ def coqui_batched_vs_api(folder: Path, items: list[tuple[str, str]], repeats: in
     default = create_engine(
         VoiceSpec(engine="coqui", voice=str(folder)), EngineOptions("cpu", CORES)
     )
+    assert isinstance(default, CoquiEngine)
     walls: dict[tuple[str, int], float] = {}
     for precision in ("float32", "bfloat16"):
         engine = create_engine(
@@ -163,9 +164,9 @@ def coqui_batched_vs_api(folder: Path, items: list[tuple[str, str]], repeats: in
             _, walls[precision, size] = bare(engine, items, repeats)
             label = f"ours, {precision}, {size} text(s) a call"
             print(f"  {label:48s}{walls[precision, size]:8.2f} s wall")
-    ours = walls[default.precision, default.batch_size]  # type: ignore[attr-defined]
+    ours = walls[default.precision, default.batch_size]
     print(
-        f"  ours as configured by default here ({default.precision}, "  # type: ignore[attr-defined]
+        f"  ours as configured by default here ({default.precision}, "
         f"{default.batch_size} a call) / Coqui API: {api_wall / ours:.2f}x (goal >= 1.5)"
     )
     for precision in ("float32", "bfloat16"):
