@@ -175,7 +175,7 @@ def test_a_config_names_a_plugin_nobody_imported_as_module_and_class(
     """Naming `module:Class` imports the module and registers the class under its name,
     which its table then goes by; the run's GPU tags come from the class too."""
     (tmp_path / "saladpipe_beeps.py").write_text(
-        "from tests.test_plugins import ClusterTurns, EchoEngine\n\n\n"
+        "from tests.e2e.test_plugins import ClusterTurns, EchoEngine\n\n\n"
         "class Beep(EchoEngine):\n    name = 'beep'\n\n\n"
         "class EveryOther(ClusterTurns):\n    name = 'every_other'\n"
     )
@@ -212,6 +212,7 @@ def test_registration_refuses_a_class_that_would_break_a_config() -> None:
         register_engine(Voices)
     with pytest.raises(TypeError, match="frozen pydantic model that forbids unknown keys"):
         register_engine(Loose)
-    with pytest.raises(ValueError, match=r"'echo' is already registered by tests\.test_plugins"):
+    registered = r"'echo' is already registered by tests\.e2e\.test_plugins"
+    with pytest.raises(ValueError, match=registered):
         register_engine(Impostor)
     assert register_engine(EchoEngine) is EchoEngine  # again: a no-op
