@@ -85,19 +85,31 @@ PROBES = _schema(
     ],
 )
 
+# A clip as every table that holds one stores it, and the voice that spoke it.
+_AUDIO: list[pa.Field] = [
+    pa.field("audio", AUDIO_TYPE, nullable=False),
+    pa.field("sampling_rate", pa.int32(), nullable=False),
+    pa.field("duration_s", pa.float32(), nullable=False),
+]
+_VOICE: list[pa.Field] = [
+    pa.field("tts_engine", pa.string(), nullable=False),
+    pa.field("tts_voice", pa.string(), nullable=False),
+    pa.field("tts_license", pa.string(), nullable=False),
+]
+# The text as the engine read it: numbers, abbreviations and symbols spelled out.
+_NORMALIZED_TEXT = pa.field("normalized_text", pa.string(), nullable=False)
+# Character error rate of an ASR transcript of the clip; null without tts.asr.
+_ASR_CER = pa.field("asr_cer", pa.float32())
+
 CLIPS = _schema(
     "clips",
     [
         pa.field("text_id", pa.string(), nullable=False),
         pa.field("spoken_text", pa.string(), nullable=False),
-        pa.field("normalized_text", pa.string(), nullable=False),
-        pa.field("audio", AUDIO_TYPE, nullable=False),
-        pa.field("sampling_rate", pa.int32(), nullable=False),
-        pa.field("duration_s", pa.float32(), nullable=False),
-        pa.field("tts_engine", pa.string(), nullable=False),
-        pa.field("tts_voice", pa.string(), nullable=False),
-        pa.field("tts_license", pa.string(), nullable=False),
-        pa.field("asr_cer", pa.float32()),
+        _NORMALIZED_TEXT,
+        *_AUDIO,
+        *_VOICE,
+        _ASR_CER,
     ],
 )
 
@@ -229,17 +241,11 @@ SHARD = _schema(
         for f in [
             pa.field("text_id", pa.string(), nullable=False),
             pa.field("text", pa.string(), nullable=False),
-            pa.field("audio", AUDIO_TYPE, nullable=False),
-            pa.field("sampling_rate", pa.int32(), nullable=False),
-            pa.field("duration_s", pa.float32(), nullable=False),
+            *_AUDIO,
             *_PROVENANCE,
-            pa.field("tts_engine", pa.string(), nullable=False),
-            pa.field("tts_voice", pa.string(), nullable=False),
-            pa.field("tts_license", pa.string(), nullable=False),
-            # The text as the engine read it: numbers, abbreviations and symbols spelled out.
-            pa.field("normalized_text", pa.string(), nullable=False),
-            # Character error rate of an ASR transcript of the clip; null without tts.asr.
-            pa.field("asr_cer", pa.float32()),
+            *_VOICE,
+            _NORMALIZED_TEXT,
+            _ASR_CER,
         ]
     ],
     # What Hugging Face `datasets` reads to type the audio column as Audio.
