@@ -29,6 +29,14 @@ NOISE_CHECKS = ClipChecks(
 )
 
 
+def growth_per_pass(rss: list[int]) -> float:
+    """Least-squares slope of a worker's resident memory over passes, in bytes per pass.
+
+    A leak lifts every pass by about the same amount; the allocator's one-off steps
+    (a new high-water mark, scratch space that comes and goes) barely tilt the line."""
+    return float(np.polyfit(np.arange(len(rss)), np.asarray(rss, dtype=np.float64), 1)[0])
+
+
 def tiny_vits(folder: Path, speakers: list[str] | None = None, seed: int = 0) -> Path:
     """A tiny Coqui VITS checkpoint folder (config.json, model.pth[, speaker_ids.json])."""
     import torch

@@ -16,6 +16,7 @@ from saladpipe.tts.coqui import CoquiEngine
 from saladpipe.tts.coqui_vits import synthesize_vits_batch
 from tests.tts_factories import (
     NOISE_CHECKS,
+    growth_per_pass,
     reference_wav,
     tiny_glow_tts,
     tiny_vits,
@@ -228,14 +229,14 @@ def test_coqui_voices_in_worker_processes_batch_record_each_clip_and_stay_flat(
         spoken = service.speak(items)
         texts = [(f"m{i}", f"Call number {i} of many, {'and more ' * (i % 7)}") for i in range(20)]
         rss = []
-        for _ in range(6):
+        for _ in range(10):
             service.speak(texts)
             rss.append(service._pool.worker_rss_bytes()[0])
-    # RSS jumps up and down by up to ~9 MB from pass to pass (bfloat16 oneDNN scratch
-    # space comes and goes: 876, 874, 873, 882, 881, 878 MB in one run), so a single late
-    # spike says nothing; a leak lifts every later pass, so their lowest must stay within
-    # 4 MB of the earlier passes' highest.
-    assert min(rss[3:]) - max(rss[:3]) < 4 * 2**20, [r // 2**20 for r in rss]
+    # RSS moves by up to ~9 MB from pass to pass (bfloat16 oneDNN scratch space comes and
+    # goes) and may step up once by a few MB (1060, 1062, 1062, 1066, 1066, 1066 MB in one CI
+    # run), so no two passes can be compared. A leak lifts every pass: the slope over the
+    # passes after the first must stay under 2 MB a pass (100 kB a clip).
+    assert growth_per_pass(rss[1:]) < 2 * 2**20, [r // 2**20 for r in rss]
     assert all(isinstance(s, SpokenText) for s in spoken)
     clips = [s for s in spoken if isinstance(s, SpokenText)]
     assert {c.voice for c in clips} == {"vits-ms:alice", "vits-ms:carol"}

@@ -22,7 +22,7 @@ from saladpipe.tts import EngineOptions, SpeechService, SpokenText, check_clip, 
 from saladpipe.tts.audio import decode, encode, resample
 from saladpipe.tts.checks import rms_dbfs
 from saladpipe.tts.render import RenderSettings, prepare
-from tests.tts_factories import MARKS_ENV, MisbehavingEngine
+from tests.tts_factories import MARKS_ENV, MisbehavingEngine, growth_per_pass
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
 
@@ -249,4 +249,5 @@ def test_worker_memory_stays_flat_over_many_clips() -> None:
         for _ in range(5):
             service.speak(texts)
             rss.append(service._pool.worker_rss_bytes()[0])
-    assert rss[0] > 0 and rss[-1] - rss[1] < 2 * 2**20, [r // 2**20 for r in rss]
+    # After the first pass: under 1 MB a pass (17 kB a clip), as a slope, not two samples.
+    assert rss[0] > 0 and growth_per_pass(rss[1:]) < 2**20, [r // 2**20 for r in rss]
