@@ -319,7 +319,15 @@ class Experiment:
             mix_rng = np.random.default_rng([seed, budget])
             extra = min(len(replay), round(cfg.replay * len(rows)))
             mix = rows + [replay[i] for i in mix_rng.choice(len(replay), extra, replace=False)]
-            losses = distill(teacher, student, mix, cfg.stage2, seed, f"stage II: {label}")
+            losses = distill(
+                teacher,
+                student,
+                mix,
+                cfg.stage2,
+                seed,
+                f"stage II: {label}",
+                train_encoder=cfg.build.encoder.trainable,
+            )
             evaluation = evaluate(teacher, student, eval_set)
             if arm.adaptive:
                 gaps, _ = cluster_gaps(teacher, student, pool, k)

@@ -231,6 +231,22 @@ class SpeechAdaptedLM(Student):
         adapter_dtype = next(self.adapter.parameters()).dtype
         return self.adapter(frames.to(adapter_dtype), lengths)
 
+    def clip_frames(self, audio: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Each clip's encoder frames [T_i, D], cut to its true length: what a frozen
+        encoder gives a clip is the same every epoch, so training can keep it."""
+        frames = self._encoder_frames_batch(audio)
+        return [
+            frames[i, : self.encoder_frames(len(clip))].detach().clone()
+            for i, clip in enumerate(audio)
+        ]
+
+    def adapt_frames(self, frames: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode_audio` from frames `clip_frames` kept: adapter outputs and their lengths."""
+        lengths = torch.tensor([len(f) for f in frames], device=self.device)
+        padded = nn.utils.rnn.pad_sequence(list(frames), batch_first=True)
+        adapter_dtype = next(self.adapter.parameters()).dtype
+        return self.adapter(padded.to(self.device, adapter_dtype), lengths)
+
     def build_inputs(
         self,
         audio_embeds: torch.Tensor,

@@ -73,7 +73,15 @@ def build_models(recipe: BuildRecipe, out_dir: Path, cache_root: Path) -> BuildR
         teacher = Teacher(model, tokenizer, "building-teacher")
         student = new_student(model, tokenizer, recipe.encoder, seed)
         rows, refused = prepare_rows(scorer_for(teacher, student), items)
-        losses = distill(teacher, student, rows, recipe.stage1, seed, "stage-I distillation")
+        losses = distill(
+            teacher,
+            student,
+            rows,
+            recipe.stage1,
+            seed,
+            "stage-I distillation",
+            train_encoder=recipe.encoder.trainable,
+        )
         student.save_pretrained(out_dir / STUDENT_DIR)
     heard = sorted({item.domain for item in items})
     report = BuildReport(

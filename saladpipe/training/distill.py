@@ -69,18 +69,38 @@ def distillation_loss(
     batch: Sequence[PreparedRow],
     pad_id: int,
     vocab: int,
+    frames: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Mean over the batch's continuation tokens of KL(teacher ‖ student), in float32."""
+    """Mean over the batch's continuation tokens of KL(teacher ‖ student), in float32.
+
+    `frames`: the batch's encoder frames, kept from an earlier pass (frozen encoder)."""
     continuations = [row.continuation_ids for row in batch]
     with torch.no_grad():
         hidden = teacher_lm.continuation_hidden(
             [row.prefix_ids for row in batch], continuations, pad_id
         )
         target = torch.log_softmax(teacher_lm.logits(hidden)[:, :vocab].float(), dim=-1)
-    speech = student.speech_hidden([row.audio for row in batch], continuations)
+    if frames is None:
+        speech = student.speech_hidden([row.audio for row in batch], continuations)
+    else:
+        embeds, lengths = student.adapt_frames(frames)
+        speech = student.hidden_after_audio(embeds, lengths.tolist(), continuations)
     log_p = torch.log_softmax(student.text_lm.logits(speech)[:, :vocab].float(), dim=-1)
     kl = torch.sum(target.exp() * (target - log_p), dim=-1)
     return kl.mean()
+
+
+def encode_rows(
+    student: SpeechAdaptedLM, rows: Sequence[PreparedRow], what: str, batch_size: int = 16
+) -> list[torch.Tensor]:
+    """Every row's encoder frames, once: a frozen encoder's output does not change."""
+    frames: list[torch.Tensor] = []
+    with torch.no_grad(), Progress(f"{what}: encoding clips", len(rows), "clips") as progress:
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            frames.extend(student.clip_frames([row.audio for row in batch]))
+            progress.update(len(batch))
+    return frames
 
 
 def distill(
@@ -90,8 +110,11 @@ def distill(
     recipe: DistillRecipe,
     seed: int,
     what: str,
+    train_encoder: bool = True,
 ) -> list[float]:
-    """Train the student's encoder and adapter (and LM, if its rate is set); mean loss per epoch.
+    """Train the student's adapter, its encoder unless frozen (`train_encoder` False: a
+    pretrained encoder, whose frames are then computed once and kept) and its LM if its
+    rate is set; mean loss per epoch.
 
     The same rows, recipe and seed give the same weights. The student is left in eval
     mode with gradients off, as the loaders leave a model.
@@ -102,7 +125,8 @@ def distill(
     vocab = len(teacher.tokenizer)
     pad = teacher.tokenizer.pad_token_id
     pad_id = 0 if pad is None else int(pad)
-    speech_params = [*student.audio_encoder.parameters(), *student.adapter.parameters()]
+    encoder_params = list(student.audio_encoder.parameters()) if train_encoder else []
+    speech_params = [*encoder_params, *student.adapter.parameters()]
     lm_params = list(student.lm.parameters())
     student.requires_grad_(False)
     for param in speech_params:
@@ -118,6 +142,7 @@ def distill(
     )
     rng = np.random.default_rng(seed)
     losses: list[float] = []
+    kept = None if train_encoder else encode_rows(student, rows, what)
     student.train()
     try:
         with seeded(seed), Progress(what, recipe.epochs * per_epoch, "steps") as progress:
@@ -125,8 +150,10 @@ def distill(
                 order = rng.permutation(len(rows))
                 total = 0.0
                 for start in range(0, len(rows), recipe.batch_size):
-                    batch = [rows[i] for i in order[start : start + recipe.batch_size]]
-                    loss = distillation_loss(teacher_lm, student, batch, pad_id, vocab)
+                    picked = order[start : start + recipe.batch_size]
+                    batch = [rows[i] for i in picked]
+                    frames = None if kept is None else [kept[i] for i in picked]
+                    loss = distillation_loss(teacher_lm, student, batch, pad_id, vocab, frames)
                     total += trainer.step(loss) * len(batch)
                     progress.update(1)
                 losses.append(total / len(rows))

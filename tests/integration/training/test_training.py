@@ -39,8 +39,16 @@ from saladpipe.models.builtin import (
     uses_placeholders,
 )
 from saladpipe.models.distillation import STATUS_OK, DistillationScorer
+from saladpipe.models.text_lm import TextLM
 from saladpipe.training.build import ensure_models
-from saladpipe.training.distill import distill, prepare_rows, score_items, scorer_for
+from saladpipe.training.distill import (
+    distill,
+    distillation_loss,
+    encode_rows,
+    prepare_rows,
+    score_items,
+    scorer_for,
+)
 from saladpipe.training.evaluate import EvalSet, evaluate, make_eval_set
 from saladpipe.training.new_student import new_student
 from saladpipe.training.optim import TRAIN_THREADS, torch_threads
@@ -48,11 +56,13 @@ from saladpipe.training.recipe import (
     REDUCED_RECIPE,
     DistillRecipe,
     EncoderRecipe,
+    PretrainedEncoderRecipe,
     TeacherRecipe,
 )
 from saladpipe.training.speech import SAMPLE_RATE, SpokenPrefix
 from saladpipe.training.teacher import held_out_quality, train_teacher
 from saladpipe.training.texts import is_held_out, split_glosses
+from tests.tts_factories import tiny_whisper_asr
 
 # Each first word decides what the animal does and where: the continuation depends on it.
 ANIMALS = {
@@ -197,6 +207,63 @@ def _speech_accuracy_per_option(
             scores.append(float(log_p[torch.arange(len(choice)), list(choice)].mean()))
         right += int(np.argmax(scores) == question.answer)
     return right / len(eval_set.questions)
+
+
+def test_a_pretrained_encoder_stays_frozen_and_its_kept_frames_train_as_live_ones(
+    toy_teacher: Teacher, tmp_path: Path
+) -> None:
+    """A Whisper checkpoint as the student's ears: positions cut to the recipe's window,
+    weights as the checkpoint has them before and after stage I; only the adapter learns.
+    Frames encoded once give the same loss as the encoder run on every step."""
+    from transformers import WhisperForConditionalGeneration
+
+    folder = tiny_whisper_asr(tmp_path / "whisper")
+    recipe = PretrainedEncoderRecipe(source=str(folder), window_s=2, adapter_hidden=64)
+    student = new_student(toy_teacher.model, toy_teacher.tokenizer, recipe, seed=0)
+    checkpoint = WhisperForConditionalGeneration.from_pretrained(folder).model.encoder
+    assert student.audio_encoder.config.max_source_positions == 100  # 2 s at 50 frames/s
+    assert student.max_audio_samples == 2 * SAMPLE_RATE
+
+    def same_as_checkpoint() -> bool:
+        state = student.audio_encoder.get_encoder().state_dict()
+        reference = checkpoint.state_dict()
+        reference["embed_positions.weight"] = reference["embed_positions.weight"][:100]
+        return all(state[name].equal(value) for name, value in reference.items())
+
+    assert same_as_checkpoint()
+    items = toy_items(informative=True, held_out=False)
+    rows, refused = prepare_rows(scorer_for(toy_teacher, student), items)
+    assert len(rows) == len(items) and not refused
+    vocab, pad = len(toy_teacher.tokenizer), int(toy_teacher.tokenizer.pad_token_id or 0)
+    teacher_lm = TextLM(toy_teacher.model)
+    kept = encode_rows(student, rows[:8], "toy")
+    assert [len(f) for f in kept] == [student.encoder_frames(len(r.audio)) for r in rows[:8]]
+    with torch.no_grad():
+        live = distillation_loss(teacher_lm, student, rows[:8], pad, vocab)
+        from_kept = distillation_loss(teacher_lm, student, rows[:8], pad, vocab, kept)
+    torch.testing.assert_close(from_kept, live, rtol=1e-5, atol=1e-6)
+    adapter_before = [p.clone() for p in student.adapter.parameters()]
+    losses = distill(
+        toy_teacher,
+        student,
+        rows,
+        DistillRecipe(epochs=3, batch_size=8),
+        seed=0,
+        what="frozen",
+        train_encoder=recipe.trainable,
+    )
+    assert losses[-1] < losses[0]
+    assert same_as_checkpoint()
+    after = student.adapter.parameters()
+    assert not all(a.equal(b) for a, b in zip(adapter_before, after, strict=True))
+    # A window longer than the checkpoint's is refused, naming both.
+    with pytest.raises(ValueError, match="window_s 40 is longer than the checkpoint's 30 s"):
+        new_student(
+            toy_teacher.model,
+            toy_teacher.tokenizer,
+            PretrainedEncoderRecipe(source=str(folder), window_s=40),
+            seed=0,
+        )
 
 
 def test_held_out_split_is_fixed_and_disjoint() -> None:
