@@ -1,42 +1,53 @@
-"""Does the builtin stage-I student hear what was said, or only which kind of text it is?
+"""Does the stage-I student hear what was said, or only which kind of text it is?
 
-Evaluates the trained student (`saladpipe models build`) on the experiment's held-out
-evaluation set three times: with each prefix's own clip, with another row's clip (a
-seeded derangement, so every row hears someone else's words), and with silence of
-the same length. A student that understands speech does clearly worse on another
-row's clip; one that learnt only a prior over continuations (what glosses tend to
-say after any prefix) does about as well without its own clip. The teacher's text
-accuracy is the ceiling; chance on the 4-way question is 0.25.
+Evaluates stage-I students (the build's, and more seeds trained from the same teacher
+and clips) on the experiment's held-out evaluation set, heard and unheard domains
+apart, three times: with each prefix's own clip, with another row's clip (a seeded
+derangement, so every row hears someone else's words), and with silence of the same
+length. A student that understands speech does clearly worse on another row's clip
+and answers the spoken multiple-choice question well above chance; one that learnt
+only a prior over continuations does about as well without its own clip. The
+teacher's text accuracy is the ceiling; chance on the 4-way question is 0.25.
 
-Usage: .venv/bin/python -m bench.hearing [--cache DIR]
-About 2 minutes on 2 CPU cores when the build and its clips are cached (the
-experiment's cache), longer when it must build or speak them first.
+The gate (issue "A student that hears words"): on heard domains, own clip better than
+another row's clip and than silence, in misalignment and in spoken accuracy, and
+spoken accuracy above chance, each by more than twice the spread over seeds.
+
+Usage: .venv/bin/python -m bench.hearing [--encoder pretrained|scratch] [--seeds 0 1 2]
+About 10 minutes on 2 CPU cores for three seeds when the build and its clips are
+cached (the experiment's cache), longer when it must build or speak them first.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import platform
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bench.experiment_arms import ExperimentConfig, draw_glosses
-from bench.experiment_report import heard_and_unheard
 from saladpipe.data_schemas.config import ModelSpec
 from saladpipe.data_schemas.layout import cache_dir
-from saladpipe.models.loading import load_student, load_teacher
+from saladpipe.models.loading import Teacher, load_student, load_teacher
 from saladpipe.models.speech_lm import SpeechAdaptedLM
-from saladpipe.training.build import BUILTIN_STUDENT, BUILTIN_TEACHER, ensure_models
+from saladpipe.training.build import (
+    BUILTIN_STUDENT,
+    BUILTIN_TEACHER,
+    ensure_models,
+    train_stage1,
+)
 from saladpipe.training.evaluate import evaluate, make_eval_set
 from saladpipe.training.optim import TRAIN_THREADS, torch_threads
-from saladpipe.training.speech import (
-    ClipCache,
-    SpokenPrefix,
-    speech_settings,
-    spoken_prefixes,
-)
+from saladpipe.training.recipe import DEFAULT_RECIPE, BuildRecipe, EncoderRecipe
+from saladpipe.training.speech import ClipCache, SpokenPrefix, speech_settings, spoken_prefixes
+from saladpipe.training.texts import build_texts
+
+VARIANTS = ("its own clip", "another row's clip", "silence of the same length")
+CHANCE = 0.25
 
 
 def derangement(n: int, seed: int) -> np.ndarray:
@@ -48,45 +59,113 @@ def derangement(n: int, seed: int) -> np.ndarray:
             return order
 
 
+def variants(own: Sequence[SpokenPrefix], seed: int) -> dict[str, list[SpokenPrefix]]:
+    """The same prefixes heard as their own clip, another row's, and silence."""
+    order = derangement(len(own), seed)
+    return {
+        VARIANTS[0]: list(own),
+        VARIANTS[1]: [
+            dataclasses.replace(item, audio=own[j].audio)
+            for item, j in zip(own, order, strict=True)
+        ],
+        VARIANTS[2]: [dataclasses.replace(item, audio=np.zeros_like(item.audio)) for item in own],
+    }
+
+
+def students(
+    recipe: BuildRecipe, seeds: Sequence[int], cache_root: Path
+) -> tuple[Teacher, list[SpeechAdaptedLM]]:
+    """The build's teacher, and a stage-I student per seed (the first is the build's own)."""
+    dirs = ensure_models(recipe.with_seed(seeds[0]), cache_root)
+    teacher = load_teacher(ModelSpec(source=str(dirs[BUILTIN_TEACHER])), "cpu", "float32")
+    built = load_student(ModelSpec(source=str(dirs[BUILTIN_STUDENT])), "cpu", "float32")
+    assert isinstance(built, SpeechAdaptedLM)
+    found = [built]
+    if len(seeds) > 1:
+        with ClipCache(cache_root, speech_settings(recipe.voice)) as cache:
+            items, _ = spoken_prefixes(build_texts(recipe).stage1, cache, "stage-I prefixes")
+        found += [train_stage1(teacher, items, recipe, seed).student for seed in seeds[1:]]
+    return teacher, found
+
+
+def spread(values: Sequence[float]) -> str:
+    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.3f}"
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=None, help="default: the saladpipe cache")
+    parser.add_argument("--encoder", choices=("pretrained", "scratch"), default="pretrained")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
     cache_root = args.cache or cache_dir()
-    config = ExperimentConfig()
-    heard = set(config.build.heard_domains)
-    dirs = ensure_models(config.build, cache_root)
+    recipe = DEFAULT_RECIPE
+    if args.encoder == "scratch":
+        recipe = dataclasses.replace(recipe, encoder=EncoderRecipe())
+    config = ExperimentConfig(build=recipe)
+    heard = set(recipe.heard_domains)
+    # (side, variant) -> metric -> one value per seed
+    table: dict[tuple[str, str], dict[str, list[float]]] = {}
+    text_mc: dict[str, float] = {}
     with torch_threads(TRAIN_THREADS):
-        teacher = load_teacher(ModelSpec(source=str(dirs[BUILTIN_TEACHER])), "cpu", "float32")
-        student = load_student(ModelSpec(source=str(dirs[BUILTIN_STUDENT])), "cpu", "float32")
-        assert isinstance(student, SpeechAdaptedLM)
+        teacher, found = students(recipe, args.seeds, cache_root)
         _, _, eval_glosses = draw_glosses(config)
-        with ClipCache(cache_root, speech_settings(config.build.voice)) as cache:
+        with ClipCache(cache_root, speech_settings(recipe.voice)) as cache:
             own, _ = spoken_prefixes(eval_glosses, cache, "evaluation prefixes")
-        order = derangement(len(own), config.data_seed)
-        variants: dict[str, list[SpokenPrefix]] = {
-            "its own clip": own,
-            "another row's clip": [
-                dataclasses.replace(item, audio=own[j].audio)
-                for item, j in zip(own, order, strict=True)
-            ],
-            "silence of the same length": [
-                dataclasses.replace(item, audio=np.zeros_like(item.audio)) for item in own
-            ],
+        sides = {
+            "heard": [i for i in own if i.domain in heard],
+            "unheard": [i for i in own if i.domain not in heard],
         }
-        print(f"stage-I student, {len(own)} held-out prefixes, heard: {', '.join(sorted(heard))}")
+        for side, items in sides.items():
+            for name, heard_as in variants(items, config.data_seed).items():
+                cell = table.setdefault((side, name), {"misalignment": [], "speech MC": []})
+                for student in found:
+                    eval_set = make_eval_set(
+                        teacher, student, heard_as, config.choices, config.data_seed
+                    )
+                    result = evaluate(teacher, student, eval_set)
+                    cell["misalignment"].append(result.misalignment)
+                    cell["speech MC"].append(result.speech_accuracy)
+                    text_mc[side] = result.text_accuracy
+    print(f"machine: {platform.processor() or platform.machine()}, torch threads {TRAIN_THREADS}")
+    print(
+        f"stage-I students ({args.encoder} encoder, seeds {args.seeds}), "
+        f"{len(own)} held-out prefixes, heard domains: {', '.join(sorted(heard))}"
+    )
+    print("\n| domains | each prefix heard as | misalignment | spoken MC | text MC (teacher) |")
+    print("|---|---|---|---|---|")
+    for (side, name), cell in table.items():
         print(
-            f"  {'each prefix heard as':30s} {'misalign.':>9s} {'heard d.':>9s} "
-            f"{'unheard d.':>10s} {'speech MC':>9s} {'text MC':>8s}"
+            f"| {side} | {name} | {spread(cell['misalignment'])} | "
+            f"{spread(cell['speech MC'])} | {text_mc[side]:.3f} |"
         )
-        for name, items in variants.items():
-            eval_set = make_eval_set(teacher, student, items, config.choices, config.data_seed)
-            result = evaluate(teacher, student, eval_set)
-            heard_mis, unheard_mis = heard_and_unheard(result.by_domain, heard)
-            print(
-                f"  {name:30s} {result.misalignment:9.4f} {heard_mis:9.4f} {unheard_mis:10.4f} "
-                f"{result.speech_accuracy:9.3f} {result.text_accuracy:8.3f}"
+    print()
+    for line in gate(table):
+        print(line)
+
+
+def gate(table: dict[tuple[str, str], dict[str, list[float]]]) -> list[str]:
+    """The issue's gate on heard domains, each margin against twice the spread over seeds."""
+    own = table[("heard", VARIANTS[0])]
+    lines = []
+    for other in VARIANTS[1:]:
+        rest = table[("heard", other)]
+        for metric, sign in (("misalignment", -1.0), ("speech MC", 1.0)):
+            margin = sign * (np.mean(own[metric]) - np.mean(rest[metric]))
+            noise = 2 * max(_sd(own[metric]), _sd(rest[metric]))
+            verdict = "PASS" if margin > noise else "FAIL"
+            lines.append(
+                f"{verdict}: own clip vs {other}, {metric}: {margin:+.3f} (2 sd {noise:.3f})"
             )
+    margin = float(np.mean(own["speech MC"])) - CHANCE
+    noise = 2 * _sd(own["speech MC"])
+    verdict = "PASS" if margin > noise else "FAIL"
+    lines.append(f"{verdict}: spoken MC above chance {CHANCE}: {margin:+.3f} (2 sd {noise:.3f})")
+    return lines
+
+
+def _sd(values: Sequence[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 if __name__ == "__main__":

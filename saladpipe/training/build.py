@@ -16,9 +16,10 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -33,13 +34,15 @@ from saladpipe.data_schemas.build_report import (
 )
 from saladpipe.data_schemas.layout import cache_dir
 from saladpipe.models.builtin import TRAINED_NAMES
+from saladpipe.models.distillation import PreparedRow
 from saladpipe.models.loading import Teacher
+from saladpipe.models.speech_lm import SpeechAdaptedLM
 from saladpipe.progress import logger
 from saladpipe.training.distill import distill, prepare_rows, scorer_for
 from saladpipe.training.new_student import new_student
 from saladpipe.training.optim import TRAIN_THREADS, cpu_threads, torch_threads
 from saladpipe.training.recipe import DEFAULT_RECIPE, BuildRecipe
-from saladpipe.training.speech import ClipCache, speech_settings, spoken_prefixes
+from saladpipe.training.speech import ClipCache, SpokenPrefix, speech_settings, spoken_prefixes
 from saladpipe.training.teacher import held_out_quality, train_teacher
 from saladpipe.training.texts import build_texts
 
@@ -71,18 +74,9 @@ def build_models(recipe: BuildRecipe, out_dir: Path, cache_root: Path) -> BuildR
             items, speech = spoken_prefixes(texts.stage1, cache, "stage-I prefixes")
         spoken = time.monotonic()
         teacher = Teacher(model, tokenizer, "building-teacher")
-        student = new_student(model, tokenizer, recipe.encoder, seed)
-        rows, refused = prepare_rows(scorer_for(teacher, student), items)
-        losses = distill(
-            teacher,
-            student,
-            rows,
-            recipe.stage1,
-            seed,
-            "stage-I distillation",
-            train_encoder=recipe.encoder.trainable,
-        )
-        student.save_pretrained(out_dir / STUDENT_DIR)
+        stage1 = train_stage1(teacher, items, recipe, seed)
+        stage1.student.save_pretrained(out_dir / STUDENT_DIR)
+        rows, refused, losses = stage1.rows, stage1.refused, stage1.losses
     heard = sorted({item.domain for item in items})
     report = BuildReport(
         saladpipe=__version__,
@@ -113,6 +107,37 @@ def build_models(recipe: BuildRecipe, out_dir: Path, cache_root: Path) -> BuildR
     )
     report.write(out_dir)
     return report
+
+
+@dataclass(frozen=True)
+class Stage1:
+    """A stage-I student and what its training saw."""
+
+    student: SpeechAdaptedLM
+    rows: list[PreparedRow]
+    refused: Counter[str]
+    losses: list[float]
+
+
+def train_stage1(
+    teacher: Teacher, items: Sequence[SpokenPrefix], recipe: BuildRecipe, seed: int
+) -> Stage1:
+    """A new student distilled from `teacher` on the spoken prefixes (stage I).
+
+    The build calls it with the recipe's seed; other seeds give the spread of students
+    one teacher and one set of clips can yield (bench/hearing.py)."""
+    student = new_student(teacher.model, teacher.tokenizer, recipe.encoder, seed)
+    rows, refused = prepare_rows(scorer_for(teacher, student), items)
+    losses = distill(
+        teacher,
+        student,
+        rows,
+        recipe.stage1,
+        seed,
+        "stage-I distillation",
+        train_encoder=recipe.encoder.trainable,
+    )
+    return Stage1(student, rows, refused, losses)
 
 
 @contextmanager

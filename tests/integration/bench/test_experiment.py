@@ -108,3 +108,37 @@ def test_differences_count_only_beyond_the_spread() -> None:
     assert cells[0] == "-0.5000 (better)"  # lower misalignment, far beyond the spread
     assert cells[1] == "+0.0100 (within spread)"
     assert cells[2] == "-0.0100 (within spread)"
+
+
+def test_the_hearing_gate_passes_only_margins_beyond_twice_the_spread() -> None:
+    """bench/hearing.py's verdicts: a student that hears beats the other clip and silence
+    by more than twice the spread over seeds; one whose own clip helps less does not."""
+    from bench.hearing import VARIANTS, gate, variants
+
+    def cell(mis: list[float], mc: list[float]) -> dict[str, list[float]]:
+        return {"misalignment": mis, "speech MC": mc}
+
+    hearing = {
+        ("heard", VARIANTS[0]): cell([1.0, 1.1, 1.2], [0.45, 0.50, 0.55]),
+        ("heard", VARIANTS[1]): cell([1.6, 1.7, 1.8], [0.25, 0.27, 0.29]),
+        ("heard", VARIANTS[2]): cell([1.5, 1.6, 1.7], [0.24, 0.26, 0.28]),
+    }
+    assert all(line.startswith("PASS") for line in gate(hearing))
+    deaf = dict(hearing) | {("heard", VARIANTS[1]): cell([1.1, 1.2, 1.3], [0.40, 0.45, 0.50])}
+    verdicts = [line.split(":")[0] for line in gate(deaf)]
+    assert verdicts == ["FAIL", "FAIL", "PASS", "PASS", "PASS"]
+    # Every row hears another row's clip, never its own; silence keeps each clip's length.
+    import numpy as np
+
+    from saladpipe.corpora.wordnet import Gloss
+    from saladpipe.training.speech import SpokenPrefix
+
+    own = [
+        SpokenPrefix(Gloss(f"g{i}", "noun.animal", "a b"), "a", "b", np.ones(100 + i, np.float32))
+        for i in range(5)
+    ]
+    heard_as = variants(own, seed=0)
+    assert all(a.audio is not b.audio for a, b in zip(own, heard_as[VARIANTS[1]], strict=True))
+    assert sorted(id(x.audio) for x in heard_as[VARIANTS[1]]) == sorted(id(x.audio) for x in own)
+    assert [x.audio.shape for x in heard_as[VARIANTS[2]]] == [x.audio.shape for x in own]
+    assert not any(x.audio.any() for x in heard_as[VARIANTS[2]])
