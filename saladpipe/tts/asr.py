@@ -37,6 +37,23 @@ def character_error_rate(reference: str, hypothesis: str, language: str = "en") 
     return Levenshtein.distance(ref, hyp) / len(ref)
 
 
+# A clip rejected for its CER goes to quarantine with this reason and a detail that
+# starts with the CER, so that selection can still count it against its cluster.
+ASR_REJECTED = "asr_cer"
+_REJECTED_CER = re.compile(rf"{ASR_REJECTED}: ([0-9.]+) > ")
+
+
+def rejection_detail(cer: float, limit: float, heard: str) -> str:
+    """Quarantine detail of a clip whose CER is above the limit: the CER, then what was heard."""
+    return f"{ASR_REJECTED}: {cer:.4f} > {limit:.2f}; heard {heard[:80]!r}"
+
+
+def rejected_cer(detail: str) -> float | None:
+    """The CER a `rejection_detail` names; None for any other detail."""
+    found = _REJECTED_CER.match(detail)
+    return None if found is None else float(found.group(1))
+
+
 class Transcriber:
     """A Whisper or CTC checkpoint from a local folder (safetensors, no remote code)."""
 

@@ -18,7 +18,12 @@ from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import read_table
 from saladpipe.pipeline.synthesize import synthesize_output_shard
 from saladpipe.tts import SpeechService
-from saladpipe.tts.asr import Transcriber, character_error_rate
+from saladpipe.tts.asr import (
+    Transcriber,
+    character_error_rate,
+    rejected_cer,
+    rejection_detail,
+)
 from tests.tts_factories import tiny_ctc_asr, tiny_whisper_asr
 
 
@@ -31,6 +36,13 @@ def test_cer_compares_what_was_said_not_how_it_was_written() -> None:
     # Edits over the reference's length: a transcript longer than the text can exceed 1.
     assert character_error_rate("ab", "abcdef") == 2.0
     assert character_error_rate("kitten", "sitting") == pytest.approx(3 / 6)
+
+
+def test_a_rejection_detail_gives_back_its_cer() -> None:
+    detail = rejection_detail(0.87654, 0.3, "some words")
+    assert detail.startswith("asr_cer: 0.8765 > 0.30; heard ")
+    assert rejected_cer(detail) == pytest.approx(0.8765)
+    assert rejected_cer("timeout: 300 s") is None
 
 
 @pytest.fixture(scope="module")
