@@ -40,10 +40,14 @@ class FakeRun:
     texts: list[str]
     vectors: np.ndarray
 
-    def config(self, **select: Any) -> RunConfig:
+    def config(self, *, asr: bool = False, **select: Any) -> RunConfig:
         """A config with these `[select]` keys; a dict value is a table of its own
-        (`exclude={...}`, a strategy's parameters: `salad={"gamma": 2.0}`)."""
-        lines = ['[corpus]\nbuiltin = "wordnet-domains"', f"[cluster]\nk = {K}", "[select]"]
+        (`exclude={...}`, a strategy's parameters: `salad={"gamma": 2.0}`). `asr`: with
+        an ASR check (its model folder is never loaded here)."""
+        lines = ['[corpus]\nbuiltin = "wordnet-domains"', f"[cluster]\nk = {K}"]
+        if asr:
+            lines.append(f'[tts.asr]\nmodel = "{self.layout.root}"')
+        lines.append("[select]")
         tables = {key: value for key, value in select.items() if isinstance(value, dict)}
         lines += [f"{key} = {_toml(value)}" for key, value in select.items() if key not in tables]
         for name, table in tables.items():
@@ -406,7 +410,10 @@ def test_probe_clip_cer_excludes_the_high_cer_cluster_without_a_table(run: FakeR
     # 1's pass; cluster 0 has no measured clip. t005 alone also fails max_cer.
     measured = _with_probe_cer(run, {"t002": 0.5, "t001": 0.1, "t004": 0.2}, {"t005": 0.9})
     config = run.config(
-        strategy="random", budget_texts=100, exclude={"max_cer": 0.6, "max_cluster_cer": 0.4}
+        asr=True,
+        strategy="random",
+        budget_texts=100,
+        exclude={"max_cer": 0.6, "max_cluster_cer": 0.4},
     )
     outcome = _select(measured.inputs, config, run.layout)
     picked = tables.strings(_selected(run.layout).column("text_id"))
