@@ -36,7 +36,7 @@ class SyntheticRun:
     corpus_shards: int = 2
     picks: tuple[int, ...] = (12, 9)  # texts selected per round
     estimates: bool = True
-    extra_columns: bool = True  # asr_cer and tts_license in the shards
+    extra_columns: bool = True  # asr_cer and tts_license in the shards, CER in cluster stats
     old_stats: bool = False  # round statistics with the seven columns of the first version
     embeddings: bool = True
     quarantined: int = 1  # round-0 picks whose synthesis failed
@@ -145,7 +145,7 @@ def build(root: Path, spec: SyntheticRun | None = None) -> BuiltRun:
             }
         )
         write_table(selection, rl.selection(r), tables.SELECTION)
-        _write_stats(rl, cluster, gap_by_cluster, picked, spec.old_stats)
+        _write_stats(rl, cluster, gap_by_cluster, picked, spec.old_stats, spec.extra_columns)
         if spec.estimates:
             for s in range(spec.corpus_shards):
                 part = np.arange(bounds[s], bounds[s + 1])
@@ -204,7 +204,12 @@ def build(root: Path, spec: SyntheticRun | None = None) -> BuiltRun:
 
 
 def _write_stats(
-    layout: RunLayout, cluster: np.ndarray, gap: np.ndarray, picked: np.ndarray, old: bool
+    layout: RunLayout,
+    cluster: np.ndarray,
+    gap: np.ndarray,
+    picked: np.ndarray,
+    old: bool,
+    measured_cer: bool,
 ) -> None:
     counts = np.bincount(cluster, minlength=K)
     columns = {
@@ -225,7 +230,16 @@ def _write_stats(
         "gap_used": gap,
         "selected": pa.array(np.bincount(cluster[picked], minlength=K), pa.int64()),
         "excluded_reason": pa.nulls(K, pa.string()),
+        "cer_mean": pa.nulls(K, pa.float64()),
+        "cer_measured": pa.nulls(K, pa.int64()),
     }
+    if measured_cer:
+        # Cluster 2's probe clips fail the ASR check on average; cluster 1 has none measured.
+        columns["cer_mean"] = pa.array([0.04, None, 0.62], pa.float64())
+        columns["cer_measured"] = pa.array([3, 0, 3], pa.int64())
+        columns["excluded_reason"] = pa.array(
+            [None, None, "asr_cluster_cer: mean character error rate 0.620 over 3 clips > 0.5"]
+        )
     write_table(pa.table(columns), layout.cluster_stats, tables.CLUSTER_STATS)
 
 

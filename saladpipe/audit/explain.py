@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from saladpipe.audit.run import read_columns
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.errors import SaladpipeError
 from saladpipe.data_schemas.io import read_table
@@ -99,14 +100,15 @@ def _round_lines(layout: RunLayout, record: RoundRecord, pool: pa.Table, text: _
         f"round {r} (strategy {strategy.describe()}, student {student}, "
         f"budget {record.budget_limit:g} {record.budget_unit})"
     )
-    stats = read_table(layout.cluster_stats, tables.CLUSTER_STATS).to_pylist()[text.cluster]
+    # Leniently: statistics of an older version lack the CER columns.
+    stats = read_columns(layout.cluster_stats).to_pylist()[text.cluster]
     gap, gap_kind = _own_gap(layout, record, stats, text)
     cluster_line = (
         f"  cluster {text.cluster}: measured gap {_num(stats['gap_mean'])} "
         f"from {stats['probe_count']} probes, weighted as {stats['gap_used']:.4g}, "
         f"P(c) = {stats['probability']:.4g}, {stats['selected']} of its "
         f"{stats['eligible_count']} eligible texts picked"
-    )
+    ) + _cer_words(stats)
     selection = read_table(layout.selection(r), tables.SELECTION)
     picked = selection.filter(
         pc.equal(selection.column("text_id"), pa.scalar(text.text_id))
@@ -136,6 +138,16 @@ def _round_lines(layout: RunLayout, record: RoundRecord, pool: pa.Table, text: _
     else:
         why = strategy.explain(_in_round(layout, record, selection, pool, stats, text, gap))
     return [f"{head}: not selected", cluster_line, f"  own gap {gap:.4g} ({gap_kind}); {why}"]
+
+
+def _cer_words(stats: dict[str, Any]) -> str:
+    """The cluster's ASR character error rate, where the run measured any."""
+    measured = stats.get("cer_measured")
+    if measured is None:
+        return ""
+    if measured == 0:
+        return "; no measured clip, so never excluded for its character error rate"
+    return f"; mean character error rate {stats['cer_mean']:.3f} over {measured} measured texts"
 
 
 def _in_round(

@@ -38,7 +38,11 @@ _STAT_COLUMNS = (
     "eligible_count",
     "selected",
     "excluded_reason",
+    "cer_mean",
+    "cer_measured",
 )
+# The ASR columns, shown only where the round measured a clip's character error rate.
+_CER_COLUMNS = ("cer_mean", "cer_measured")
 
 
 def _clean(value: Any) -> Any:
@@ -59,6 +63,8 @@ def cluster_rows(run: RunFolder, audit: AuditTable, round_index: int) -> list[di
         counts = np.bincount(of_round.column("cluster").to_numpy(), minlength=len(rows))
         for row in rows:
             row["selected"] = int(counts[row["cluster"]])
+    if not any(row.get("cer_measured") for row in rows):
+        rows = [{k: v for k, v in row.items() if k not in _CER_COLUMNS} for row in rows]
     return [{key: _clean(value) for key, value in row.items()} for row in rows]
 
 

@@ -355,6 +355,18 @@ class RunConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _cluster_cer_needs_a_measure(self) -> RunConfig:
+        """Without an ASR check or a CER table no clip has a CER: the limit could never act."""
+        exclude = self.select.exclude
+        measured = self.tts.asr is not None or exclude.asr_cer_table is not None
+        if exclude.max_cluster_cer is not None and not measured:
+            raise ValueError(
+                "select.exclude.max_cluster_cer needs tts.asr (or select.exclude."
+                "asr_cer_table): nothing measures a character error rate"
+            )
+        return self
+
     def config_hash(self) -> str:
         """Hash of the canonical JSON form: equal configs, equal hashes."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

@@ -151,7 +151,9 @@ GAP_ESTIMATES = _schema(
 # One row per cluster and round: pool_count/pool_share over the whole pool; eligible_count
 # after the ledger and exclusions; gap_used is the gap P(c) was computed from (gap_mean,
 # filled and explored); probability is P(c) (for top_k/diverse: the cluster's share of the
-# picks); excluded_reason is set when the whole cluster was excluded.
+# picks); excluded_reason is set when the whole cluster was excluded. cer_mean is the mean
+# ASR character error rate of the cluster's measured texts (probe clips, a CER table) and
+# cer_measured their number; both null in a run that measured none.
 CLUSTER_STATS = _schema(
     "cluster_stats",
     [
@@ -166,6 +168,8 @@ CLUSTER_STATS = _schema(
         pa.field("gap_used", pa.float64(), nullable=False),
         pa.field("selected", pa.int64(), nullable=False),
         pa.field("excluded_reason", pa.string()),
+        pa.field("cer_mean", pa.float64()),
+        pa.field("cer_measured", pa.int64()),
     ],
 )
 

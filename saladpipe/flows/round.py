@@ -84,9 +84,9 @@ def round_stages(
         pool = _new_pool(run, config, layout, speech)
     else:
         pool = ledger.reused_pool(layout, resuming)
-    corpus, embeddings, assignments, probes, clips = (
+    corpus, embeddings, assignments, probes, clips, probe_quarantine = (
         pool.paths(layout.root, kind)
-        for kind in ("corpus", "embeddings", "assignments", "probes", "clips")
+        for kind in ("corpus", "embeddings", "assignments", "probes", "clips", "probe_quarantine")
     )
 
     dirs = run.run(
@@ -134,7 +134,7 @@ def round_stages(
 
     inputs = select.SelectInputs(
         corpus, assignments, embeddings, scores, clips, estimates,
-        ledger.ledger_files(layout, before=round_index),
+        ledger.ledger_files(layout, before=round_index), probe_quarantine,
     )  # fmt: skip
     counts_tokens = config.select.budget_unit == "tokens"
     outcome = run.run(
@@ -240,17 +240,18 @@ def _new_pool(
         seed=config.run.seed,
         layout=layout,
     )
+    rejected = _each(lambda i: layout.quarantine("probe_tts", i), probes)
     clips = run.map(
         synthesize.SPEAK_PROBES,
         {
             "probes_shard": probes,
             "out_path": _each(layout.probe_clips_shard, probes),
-            "quarantine_path": _each(lambda i: layout.quarantine("probe_tts", i), probes),
+            "quarantine_path": rejected,
         },
         speech=speech,
     )
     return ledger.RoundInputs.of(
-        layout.root, stats.shards, embeddings, assignments, probes, clips, stats.counts()
+        layout.root, stats.shards, embeddings, assignments, probes, clips, stats.counts(), rejected
     )
 
 

@@ -45,6 +45,9 @@ class RoundInputs:
     probes: list[str]
     clips: list[str]
     counts: dict[str, int] = field(default_factory=dict)
+    # Where the probe clips' rejections go (a file only where a clip was rejected); a
+    # record older than this field has none.
+    probe_quarantine: list[str] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -56,11 +59,20 @@ class RoundInputs:
         probes: list[Path],
         clips: list[Path],
         counts: dict[str, int],
+        probe_quarantine: list[Path],
     ) -> RoundInputs:
         def rel(paths: list[Path]) -> list[str]:
             return [str(p.relative_to(root)) for p in paths]
 
-        return cls(rel(corpus), rel(embeddings), rel(assignments), rel(probes), rel(clips), counts)
+        return cls(
+            rel(corpus),
+            rel(embeddings),
+            rel(assignments),
+            rel(probes),
+            rel(clips),
+            counts,
+            rel(probe_quarantine),
+        )
 
     def paths(self, root: Path, kind: str) -> list[Path]:
         return [root / p for p in getattr(self, kind)]

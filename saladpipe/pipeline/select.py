@@ -1,10 +1,12 @@
 """Select: the pool with its gaps, the configured strategy under the budget, a reason per pick.
 
 Reads the pool (corpus + assignments), this round's probe scores, per-text gap
-estimates when propagation wrote them, the ledger of earlier rounds and the
-configured exclusions. Writes the selection (SELECTION: every pick with its
-cluster, gaps, probability and rank), the per-cluster statistics (CLUSTER_STATS)
-and every text it skipped with the reason (quarantine, stage `select`).
+estimates when propagation wrote them, the probe clips (their durations fit the speech
+rate; their ASR character error rates, kept or quarantined, feed the CER exclusions),
+the ledger of earlier rounds and the configured exclusions. Writes the selection
+(SELECTION: every pick with its cluster, gaps, probability and rank), the per-cluster
+statistics (CLUSTER_STATS, with each cluster's mean CER) and every text it skipped with
+the reason (quarantine, stage `select`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from saladpipe.pipeline.stage import Stage
 from saladpipe.progress import logger
 from saladpipe.selectors import (
     Budget,
+    ClusterCer,
     Exclusions,
     NearDuplicates,
     Picks,
@@ -42,6 +45,7 @@ from saladpipe.selectors import (
     find_exclusions,
     fit_speech_rate,
 )
+from saladpipe.tts.asr import ASR_REJECTED, rejected_cer
 
 #: Token count of each text in the teacher's tokenizer.
 TokenCounter = Callable[[list[str]], list[int]]
@@ -101,8 +105,9 @@ def cluster_gaps(pool_clusters: np.ndarray, k: int, scores: pa.Table) -> Cluster
 @dataclass(frozen=True)
 class SelectInputs:
     """The files a round selects from: the pool, this round's scores and per-text gap
-    estimates (none: every text carries its cluster's gap), the probe clips, and the
-    ledger tables of earlier rounds."""
+    estimates (none: every text carries its cluster's gap), the probe clips and the probe
+    clips' quarantine (those absent hold no rejected clip), and the ledger tables of
+    earlier rounds."""
 
     corpus: list[Path]
     assignments: list[Path]
@@ -111,6 +116,7 @@ class SelectInputs:
     clips: list[Path]
     estimates: list[Path] = field(default_factory=list)
     ledger: list[Path] = field(default_factory=list)
+    probe_quarantine: list[Path] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -180,28 +186,52 @@ def make_budget(
     )
 
 
+def probe_cer(clips: list[Path], quarantine: list[Path]) -> pa.Table:
+    """`text_id` and `cer` of every probe clip the ASR check measured: the kept clips'
+    `asr_cer`, and the clips it quarantined for their CER (the worst; leaving them out
+    would let a cluster whose clips all fail look unmeasured)."""
+    ids: list[str] = []
+    cer: list[float] = []
+    for path in clips:
+        kept = read_table(path, tables.CLIPS, columns=["text_id", "asr_cer"]).drop_null()
+        ids += tables.strings(kept.column("text_id"))
+        cer += tables.floats(kept.column("asr_cer"))
+    for path in quarantine:
+        if not path.is_file():
+            continue
+        rejected = read_table(path, tables.QUARANTINE, columns=["text_id", "reason", "detail"])
+        for row in rejected.to_pylist():
+            value = rejected_cer(row["detail"] or "") if row["reason"] == ASR_REJECTED else None
+            if value is not None and row["text_id"] is not None:
+                ids.append(row["text_id"])
+                cer.append(value)
+    return pa.table({"text_id": pa.array(ids, pa.string()), "cer": pa.array(cer, pa.float64())})
+
+
 def find_configured_exclusions(
-    cfg: ExcludeSection, text_ids: pa.Array, clusters: np.ndarray, k: int
+    cfg: ExcludeSection, text_ids: pa.Array, clusters: np.ndarray, k: int, probes: pa.Table
 ) -> Exclusions:
-    """Rows and clusters the config excludes: named ones and those failing the ASR check."""
+    """Rows and clusters the config excludes: named ones and those failing the ASR check,
+    measured on the probe clips (`probe_cer`) and in `asr_cer_table`; a text in both
+    counts with the worse."""
     named = list(cfg.texts)
     if cfg.texts_file is not None:
         lines = cfg.texts_file.read_text(encoding="utf-8").splitlines()
         named.extend(line.strip() for line in lines if line.strip())
     named_rows = _rows_of(text_ids, pa.array(named, pa.string()))
-    cer_rows = cer = None
+    measured = [probes]
     if cfg.asr_cer_table is not None:
-        table = _read_cer(cfg.asr_cer_table)
-        cer_rows = _rows_of(text_ids, table.column("text_id").combine_chunks())
-        known = cer_rows >= 0
-        cer_rows, cer = cer_rows[known], table.column("cer").to_numpy()[known]
+        measured.append(_read_cer(cfg.asr_cer_table).select(["text_id", "cer"]))
+    cer_table = pa.concat_tables(measured)
+    cer_rows = _rows_of(text_ids, cer_table.column("text_id").combine_chunks())
+    known = cer_rows >= 0
     return find_exclusions(
         clusters,
         k,
         named_rows=named_rows[named_rows >= 0],
         named_clusters=cfg.clusters,
-        cer_rows=cer_rows,
-        cer=cer,
+        cer_rows=cer_rows[known],
+        cer=cer_table.column("cer").to_numpy()[known],
         max_cer=cfg.max_cer,
         max_cluster_cer=cfg.max_cluster_cer,
     )
@@ -271,7 +301,8 @@ def select_round(
     ledger = ledger_table(inputs.ledger)
     earlier = pc.is_in(text_ids, value_set=ledger.column("text_id").combine_chunks())
     earlier_mask = np.asarray(earlier.to_numpy(zero_copy_only=False), dtype=bool)
-    exclusions = find_configured_exclusions(cfg.exclude, text_ids, clusters, k)
+    probes = probe_cer(inputs.clips, inputs.probe_quarantine)
+    exclusions = find_configured_exclusions(cfg.exclude, text_ids, clusters, k, probes)
     eligible = ~earlier_mask & exclusions.eligible(clusters)
 
     needs_vectors = strategy.needs_vectors or cfg.near_duplicate_threshold is not None
@@ -390,9 +421,20 @@ def _write_cluster_stats(
             "excluded_reason": pa.array(
                 [exclusions.clusters.get(c) for c in range(k)], pa.string()
             ),
+            **_cer_columns(exclusions.cer, k),
         }
     )
     return write_table(stats, layout.cluster_stats, tables.CLUSTER_STATS)
+
+
+def _cer_columns(cer: ClusterCer | None, k: int) -> dict[str, pa.Array]:
+    """Each cluster's mean CER and measured texts: null where the run measured none."""
+    if cer is None:
+        return {"cer_mean": pa.nulls(k, pa.float64()), "cer_measured": pa.nulls(k, pa.int64())}
+    return {
+        "cer_mean": pa.array(cer.mean, from_pandas=True),
+        "cer_measured": pa.array(cer.measured),
+    }
 
 
 def _write_skipped(
@@ -450,6 +492,7 @@ def _pool_notes(gaps: ClusterGaps, pool: Pool, exclusions: Exclusions, earlier: 
         notes.append(f"clusters {empty.tolist()} hold no text; they have P(c) = 0")
     for cluster, reason in sorted(exclusions.clusters.items()):
         notes.append(f"cluster {cluster} excluded: {reason}")
+    notes.extend(_cer_notes(exclusions))
     drained = np.flatnonzero((gaps.counts > 0) & (pool.eligible_counts == 0))
     drained = np.setdiff1d(drained, list(exclusions.clusters))
     if drained.size:
@@ -458,6 +501,24 @@ def _pool_notes(gaps: ClusterGaps, pool: Pool, exclusions: Exclusions, earlier: 
         notes.append(f"{earlier} texts picked in earlier rounds are not picked again")
     if exclusions.rows.size:
         notes.append(f"{exclusions.rows.size} texts excluded (quarantine, stage select)")
+    return notes
+
+
+def _cer_notes(exclusions: Exclusions) -> list[str]:
+    """How many clusters the ASR check excluded, and which it could not judge."""
+    if exclusions.cer is None:
+        return []
+    by_cer = sum(r.startswith("asr_cluster_cer") for r in exclusions.clusters.values())
+    notes = [
+        f"{by_cer} clusters excluded for their mean character error rate "
+        f"(select.exclude.max_cluster_cer)"
+    ]
+    unmeasured = np.flatnonzero(exclusions.cer.measured == 0)
+    if unmeasured.size:
+        notes.append(
+            f"clusters {unmeasured.tolist()} have no measured clip; "
+            "they are never excluded for their character error rate"
+        )
     return notes
 
 

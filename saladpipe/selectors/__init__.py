@@ -6,7 +6,7 @@ from saladpipe.selectors.cluster_draw import ClusterDraw
 from saladpipe.selectors.dedup import NearDuplicates
 from saladpipe.selectors.diverse import DiverseStrategy
 from saladpipe.selectors.errors import SelectionError
-from saladpipe.selectors.exclusions import Exclusions, find_exclusions
+from saladpipe.selectors.exclusions import ClusterCer, Exclusions, cluster_cer, find_exclusions
 from saladpipe.selectors.exploration import explored_gaps
 from saladpipe.selectors.registry import (
     STRATEGIES,
@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_SPEECH_RATE",
     "STRATEGIES",
     "Budget",
+    "ClusterCer",
     "ClusterDraw",
     "DiverseStrategy",
     "Exclusions",
@@ -38,6 +39,7 @@ __all__ = [
     "TextInRound",
     "TopKStrategy",
     "VectorLookup",
+    "cluster_cer",
     "create_strategy",
     "explored_gaps",
     "find_exclusions",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rapidfuzz.distance import Levenshtein
 
 from saladpipe.data_schemas.config import AsrCheck
 from saladpipe.data_schemas.errors import ConfigError
@@ -27,28 +28,30 @@ def comparable(text: str, language: str = "en") -> str:
     return " ".join(re.sub(r"[^\w\s']|_", " ", spoken).split())
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance between two strings (one numpy pass per character of `a`)."""
-    if not a or not b:
-        return max(len(a), len(b))
-    target = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
-    steps = np.arange(len(b) + 1)
-    row = steps.copy()
-    for i, char in enumerate(a, start=1):
-        substitute = row[:-1] + (target != ord(char))
-        best = np.minimum(row[1:] + 1, substitute)
-        best = np.concatenate(([i], best))
-        # Insertions run along the row: a running minimum of best[k] + (j - k).
-        row = np.minimum.accumulate(best - steps) + steps
-    return int(row[-1])
-
-
 def character_error_rate(reference: str, hypothesis: str, language: str = "en") -> float:
-    """Edits to turn the transcript into the reference, per reference character."""
+    """Edits to turn the transcript into the reference, per reference character
+    (Levenshtein distance of the `comparable` forms over the reference's length)."""
     ref, hyp = comparable(reference, language), comparable(hypothesis, language)
     if not ref:
         return 0.0 if not hyp else 1.0
-    return edit_distance(ref, hyp) / len(ref)
+    return Levenshtein.distance(ref, hyp) / len(ref)
+
+
+# A clip rejected for its CER goes to quarantine with this reason and a detail that
+# starts with the CER, so that selection can still count it against its cluster.
+ASR_REJECTED = "asr_cer"
+_REJECTED_CER = re.compile(rf"{ASR_REJECTED}: ([0-9.]+) > ")
+
+
+def rejection_detail(cer: float, limit: float, heard: str) -> str:
+    """Quarantine detail of a clip whose CER is above the limit: the CER, then what was heard."""
+    return f"{ASR_REJECTED}: {cer:.4f} > {limit:.2f}; heard {heard[:80]!r}"
+
+
+def rejected_cer(detail: str) -> float | None:
+    """The CER a `rejection_detail` names; None for any other detail."""
+    found = _REJECTED_CER.match(detail)
+    return None if found is None else float(found.group(1))
 
 
 class Transcriber:

@@ -20,7 +20,12 @@ from types import TracebackType
 
 from saladpipe.data_schemas.config import TTSSection
 from saladpipe.data_schemas.heavy import Heavy
-from saladpipe.tts.asr import Transcriber, character_error_rate
+from saladpipe.tts.asr import (
+    ASR_REJECTED,
+    Transcriber,
+    character_error_rate,
+    rejection_detail,
+)
 from saladpipe.tts.audio import decode
 from saladpipe.tts.base import EngineOptions, VoiceInfo
 from saladpipe.tts.pool import EngineFactory, VoiceReport, VoiceSetup, WorkerPool
@@ -185,8 +190,8 @@ class SpeechService:
                 continue
             cer = character_error_rate(result.normalized_text, heard[i], languages[i])
             if limit is not None and cer > limit:
-                detail = f"asr_cer: {cer:.2f} > {limit:.2f}; heard {heard[i][:80]!r}"
-                checked.append(Rejected(result.text_id, result.text, "asr_cer", detail))
+                detail = rejection_detail(cer, limit, heard[i])
+                checked.append(Rejected(result.text_id, result.text, ASR_REJECTED, detail))
             else:
                 checked.append(dataclasses.replace(result, asr_cer=round(cer, 4)))
         return checked

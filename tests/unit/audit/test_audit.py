@@ -329,6 +329,14 @@ def test_report_uses_rounds_estimates_asr_and_licences_when_present(
         html,
     )
     assert "tts_license" in html and "CC-BY-4.0" in html
+    # the probe clips' CER per cluster, with the cluster it excluded
+    head = re.search(r'<table id="cluster-table">\s*<thead>(.*?)</thead>', html, re.S)
+    assert head is not None and re.findall(r"<th[^>]*>(\w+)</th>", head.group(1))[-3:] == [
+        "excluded_reason",
+        "cer_mean",
+        "cer_measured",
+    ]
+    assert 'over 3 clips &gt; 0.5</td><td class="num">0.62</td><td class="num">3</td>' in html
     # two sampled rows per cluster, each with its clip (6 of the 48 allowed)
     assert html.count("<audio ") == 6
     assert "1 selected texts are in no shard and no TTS quarantine" in html
@@ -354,6 +362,7 @@ def test_report_says_what_a_bare_run_did_not_measure(bare: BuiltRun, tmp_path: P
         "dist-duration",
     ]
     assert html.count("<audio ") == 6
+    assert "cer_mean" not in html
 
 
 def test_report_clip_budget_and_seed(synthetic: BuiltRun, tmp_path: Path) -> None:

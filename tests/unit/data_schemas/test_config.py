@@ -48,6 +48,10 @@ def test_embedded_default_equals_the_example_file() -> None:
         ('[corpus]\npath = "missing.jsonl"\n', "corpus.path: file not found"),
         ("[corpus\n", "not valid TOML"),
         (
+            '[corpus]\nbuiltin = "wordnet-domains"\n[select.exclude]\nmax_cluster_cer = 0.5\n',
+            "select.exclude.max_cluster_cer needs tts.asr (or select.exclude.asr_cer_table)",
+        ),
+        (
             '[corpus]\nbuiltin = "wordnet-domains"\n[models.teacher]\nsource = "./no/such/dir"\n',
             "models.teacher.source: folder not found",
         ),

@@ -17,6 +17,7 @@ from saladpipe.data_schemas.config import RunConfig, parse_config
 from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
 from saladpipe.data_schemas.io import read_table, write_table
 from saladpipe.data_schemas.layout import RunLayout
+from saladpipe.data_schemas.quarantine import quarantine_table
 from saladpipe.pipeline import ledger
 from saladpipe.pipeline.select import (
     SelectInputs,
@@ -25,6 +26,7 @@ from saladpipe.pipeline.select import (
     select_round,
     token_counter,
 )
+from saladpipe.tts.asr import ASR_REJECTED, rejection_detail
 
 N, K, DIM = 60, 3, 16
 # Cluster 2 has the largest gap, cluster 0 the smallest.
@@ -38,10 +40,14 @@ class FakeRun:
     texts: list[str]
     vectors: np.ndarray
 
-    def config(self, **select: Any) -> RunConfig:
+    def config(self, *, asr: bool = False, **select: Any) -> RunConfig:
         """A config with these `[select]` keys; a dict value is a table of its own
-        (`exclude={...}`, a strategy's parameters: `salad={"gamma": 2.0}`)."""
-        lines = ['[corpus]\nbuiltin = "wordnet-domains"', f"[cluster]\nk = {K}", "[select]"]
+        (`exclude={...}`, a strategy's parameters: `salad={"gamma": 2.0}`). `asr`: with
+        an ASR check (its model folder is never loaded here)."""
+        lines = ['[corpus]\nbuiltin = "wordnet-domains"', f"[cluster]\nk = {K}"]
+        if asr:
+            lines.append(f'[tts.asr]\nmodel = "{self.layout.root}"')
+        lines.append("[select]")
         tables = {key: value for key, value in select.items() if isinstance(value, dict)}
         lines += [f"{key} = {_toml(value)}" for key, value in select.items() if key not in tables]
         for name, table in tables.items():
@@ -76,7 +82,12 @@ class FakeRun:
             tts_failed=0,
             shards=[str(shard.relative_to(layout.root))],
             inputs=ledger.RoundInputs.of(
-                layout.root, probes=[], clips=self.inputs.clips, counts={}, **files
+                layout.root,
+                probes=[],
+                clips=self.inputs.clips,
+                counts={},
+                probe_quarantine=[],
+                **files,
             ),
             gap_source=outcome.gap_source,
             speech_rate={},
@@ -360,6 +371,100 @@ def test_exclusions_by_name_file_cluster_and_asr_table(run: FakeRun, tmp_path: P
     assert stats[1]["excluded_reason"].startswith("asr_cluster_cer")
     assert stats[2]["excluded_reason"].startswith("excluded_cluster")
     assert any("cluster 1 excluded" in note for note in outcome.notes)
+
+
+def _with_probe_cer(run: FakeRun, cer: dict[str, float], rejected: dict[str, float]) -> FakeRun:
+    """The run's probe clips measured by the ASR check: `cer` kept, `rejected` quarantined."""
+    clips = read_table(run.inputs.clips[0], tables.CLIPS)
+    ids = list(cer)
+    measured = tables.conform(
+        _complete(
+            {
+                "text_id": ids,
+                "spoken_text": ["a b c"] * len(ids),
+                "audio": [{"bytes": b"", "path": "x.flac"}] * len(ids),
+                "sampling_rate": pa.array([16000] * len(ids), pa.int32()),
+                "duration_s": pa.array([1.0] * len(ids), pa.float32()),
+                "asr_cer": pa.array(list(cer.values()), pa.float32()),
+            },
+            tables.CLIPS,
+        ),
+        tables.CLIPS,
+    )
+    path = write_table(
+        pa.concat_tables([clips, measured]), run.layout.probe_clips_shard(1), tables.CLIPS
+    )
+    records = [
+        {"text_id": t, "source": "probes-00000", "reason": ASR_REJECTED, "text": "a b c",
+         "detail": rejection_detail(value, 0.3, "noise")}
+        for t, value in rejected.items()
+    ]  # fmt: skip
+    quarantine = run.layout.quarantine("probe_tts")
+    write_table(quarantine_table("probe_tts", records), quarantine, tables.QUARANTINE)
+    inputs = replace(run.inputs, clips=[path], probe_quarantine=[quarantine])
+    return replace(run, inputs=inputs)
+
+
+def test_probe_clip_cer_excludes_the_high_cer_cluster_without_a_table(run: FakeRun) -> None:
+    # Cluster 2's probes (t002, t005) fail, one so badly that TTS quarantined it; cluster
+    # 1's pass; cluster 0 has no measured clip. t005 alone also fails max_cer.
+    measured = _with_probe_cer(run, {"t002": 0.5, "t001": 0.1, "t004": 0.2}, {"t005": 0.9})
+    config = run.config(
+        asr=True,
+        strategy="random",
+        budget_texts=100,
+        exclude={"max_cer": 0.6, "max_cluster_cer": 0.4},
+    )
+    outcome = _select(measured.inputs, config, run.layout)
+    picked = tables.strings(_selected(run.layout).column("text_id"))
+    assert {int(t[1:]) % K for t in picked} == {0, 1}
+    stats = read_table(run.layout.cluster_stats, tables.CLUSTER_STATS).to_pylist()
+    assert [s["cer_measured"] for s in stats] == [0, 2, 2]
+    assert stats[0]["cer_mean"] is None and stats[2]["cer_mean"] == pytest.approx(0.7)
+    assert stats[2]["excluded_reason"] == (
+        "asr_cluster_cer: mean character error rate 0.700 over 2 clips > 0.4"
+    )
+    assert stats[0]["excluded_reason"] is None and stats[1]["excluded_reason"] is None
+    assert (
+        "1 clusters excluded for their mean character error rate "
+        "(select.exclude.max_cluster_cer)" in outcome.notes
+    )
+    assert any(n.startswith("clusters [0] have no measured clip") for n in outcome.notes)
+    skipped = pq.read_table(run.layout.quarantine("select")).to_pylist()
+    assert [(r["text_id"], r["reason"]) for r in skipped] == [("t005", "asr_cer")]
+    run.record(config, outcome)
+    words = "\n".join(explain(run.layout.root, "t000"))
+    assert "SELECTED" in words and "no measured clip, so never excluded" in words
+    assert "mean character error rate 0.150 over 2 measured texts" in "\n".join(
+        explain(run.layout.root, "t001")
+    )
+
+
+def test_a_user_cer_table_adds_to_the_probe_clips_worst_per_text(
+    run: FakeRun, tmp_path: Path
+) -> None:
+    measured = _with_probe_cer(run, {"t001": 0.1, "t004": 0.1}, {})
+    table = tmp_path / "cer.parquet"
+    pq.write_table(pa.table({"text_id": ["t001", "t007"], "cer": [0.7, 0.4]}), table)
+    config = run.config(exclude={"asr_cer_table": str(table), "max_cluster_cer": 0.3})
+    _select(measured.inputs, config, run.layout)
+    stats = read_table(run.layout.cluster_stats, tables.CLUSTER_STATS).to_pylist()
+    # Cluster 1: t001 at its worse 0.7, t004 at 0.1, t007 at 0.4.
+    assert stats[1]["cer_measured"] == 3 and stats[1]["cer_mean"] == pytest.approx(0.4)
+    assert stats[1]["excluded_reason"].startswith("asr_cluster_cer")
+
+
+def test_without_an_asr_check_selection_is_unchanged(run: FakeRun) -> None:
+    config = run.config(strategy="random", budget_texts=10)
+    outcome = _select(run.inputs, config, run.layout)
+    first = _selected(run.layout)
+    stats = read_table(run.layout.cluster_stats, tables.CLUSTER_STATS)
+    assert stats.column("cer_mean").null_count == stats.column("cer_measured").null_count == K
+    assert not any("character error rate" in note for note in outcome.notes)
+    # Probe clips without asr_cer (no tts.asr) measure nothing: the same picks.
+    unmeasured = _with_probe_cer(run, {}, {})
+    _select(unmeasured.inputs, config, run.layout)
+    assert _selected(run.layout).equals(first)
 
 
 @pytest.mark.parametrize(

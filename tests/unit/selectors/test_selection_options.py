@@ -11,11 +11,13 @@ from saladpipe.selectors import (
     DEFAULT_SPEECH_RATE,
     Budget,
     DiverseStrategy,
+    Exclusions,
     NearDuplicates,
     Pool,
     RandomStrategy,
     SelectionError,
     TopKStrategy,
+    cluster_cer,
     explored_gaps,
     find_exclusions,
     fit_speech_rate,
@@ -187,6 +189,38 @@ def test_cluster_cer_rule_keeps_clusters_without_measurements() -> None:
     )
     assert exclusions.clusters.keys() == {0}
     assert exclusions.rows.size == 0
+
+
+def test_cluster_cer_is_the_mean_of_each_cluster_s_measured_texts() -> None:
+    per = cluster_cer(np.array([0, 0, 2, 0]), np.array([0.2, 0.4, 0.9, 0.6]), 4)
+    assert per.mean[[0, 2]] == pytest.approx([0.4, 0.9])
+    assert np.isnan(per.mean[[1, 3]]).all()
+    assert per.measured.tolist() == [3, 0, 1, 0]
+    # An unmeasured cluster is never over a limit, however low.
+    assert per.excluded_by(0.5).tolist() == [2]
+    assert per.excluded_by(0.0).tolist() == [0, 2]
+    empty = cluster_cer(np.zeros(0, np.int64), np.zeros(0), 2)
+    assert empty.measured.tolist() == [0, 0] and empty.excluded_by(0.0).size == 0
+
+
+def test_exclusions_carry_the_cluster_cer_they_judged_by() -> None:
+    def judged(cer_rows: np.ndarray | None, cer: np.ndarray | None) -> Exclusions:
+        return find_exclusions(
+            np.array([0, 0, 1]),
+            3,
+            named_rows=np.zeros(0, np.int64),
+            cer_rows=cer_rows,
+            cer=cer,
+            max_cer=1.0,
+            max_cluster_cer=0.5,
+        )
+
+    exclusions = judged(np.array([0, 0, 1]), np.array([0.2, 0.8, 0.4]))
+    assert exclusions.cer is not None
+    # Text 0 counts once, with its worse clip: (0.8 + 0.4) / 2 over 2 texts.
+    assert exclusions.cer.mean[0] == pytest.approx(0.6) and exclusions.cer.measured[0] == 2
+    assert list(exclusions.clusters) == [0]
+    assert judged(None, None).cer is None
 
 
 def test_speech_rate_is_learned_from_what_was_synthesized() -> None:

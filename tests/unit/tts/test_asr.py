@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.config import AsrCheck, TTSSection, parse_config
@@ -20,23 +18,13 @@ from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import read_table
 from saladpipe.pipeline.synthesize import synthesize_output_shard
 from saladpipe.tts import SpeechService
-from saladpipe.tts.asr import Transcriber, character_error_rate, edit_distance
+from saladpipe.tts.asr import (
+    Transcriber,
+    character_error_rate,
+    rejected_cer,
+    rejection_detail,
+)
 from tests.tts_factories import tiny_ctc_asr, tiny_whisper_asr
-
-
-def _naive_distance(a: str, b: str) -> int:
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        previous, row[0] = row[0], i
-        for j, cb in enumerate(b, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-    return row[-1]
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="abcé ", max_size=30), st.text(alphabet="abcé ", max_size=30))
-def test_edit_distance_is_levenshtein(a: str, b: str) -> None:
-    assert edit_distance(a, b) == _naive_distance(a, b)
 
 
 def test_cer_compares_what_was_said_not_how_it_was_written() -> None:
@@ -44,6 +32,17 @@ def test_cer_compares_what_was_said_not_how_it_was_written() -> None:
     assert character_error_rate("the cat", "the bat") == pytest.approx(1 / 7)
     assert character_error_rate("the cat", "") == 1.0
     assert character_error_rate("...", "") == 0.0
+    assert character_error_rate("", "words heard in silence") == 1.0
+    # Edits over the reference's length: a transcript longer than the text can exceed 1.
+    assert character_error_rate("ab", "abcdef") == 2.0
+    assert character_error_rate("kitten", "sitting") == pytest.approx(3 / 6)
+
+
+def test_a_rejection_detail_gives_back_its_cer() -> None:
+    detail = rejection_detail(0.87654, 0.3, "some words")
+    assert detail.startswith("asr_cer: 0.8765 > 0.30; heard ")
+    assert rejected_cer(detail) == pytest.approx(0.8765)
+    assert rejected_cer("timeout: 300 s") is None
 
 
 @pytest.fixture(scope="module")
