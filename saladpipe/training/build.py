@@ -11,13 +11,10 @@ lock makes a second process wait for the first instead of building twice.
 
 from __future__ import annotations
 
-import fcntl
 import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,6 +22,7 @@ import torch
 import transformers
 
 from saladpipe import __version__
+from saladpipe.assets.cache import file_lock
 from saladpipe.data_schemas.build_report import (
     REPORT_FILE,
     BuildReport,
@@ -107,17 +105,6 @@ def build_models(recipe: BuildRecipe, out_dir: Path, cache_root: Path) -> BuildR
     return report
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def built_folder(recipe: BuildRecipe, cache_root: Path) -> Path:
     return cache_root / "models" / f"trained-{recipe.key()}"
 
@@ -127,7 +114,7 @@ def ensure_models(
 ) -> dict[str, Path]:
     """Folders of the recipe's teacher and student, built first if not cached (or `force`)."""
     final = built_folder(recipe, cache_root or cache_dir())
-    with _locked(final.with_name(f".{final.name}.lock")):
+    with file_lock(final.with_name(f".{final.name}.lock")):
         if force and final.is_dir():
             shutil.rmtree(final)
         if not (final / REPORT_FILE).is_file():
