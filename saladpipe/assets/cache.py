@@ -51,7 +51,7 @@ class AssetKey:
 
     packages: tuple[tuple[str, str], ...]  # (distribution, version), in order
     licence: str
-    sources: tuple[Path, ...]  # the files the conversion reads
+    sources: tuple[tuple[str, Path], ...]  # (label, file) of every file the conversion reads
     format_version: int  # bumped whenever the converter's output changes
 
     def folder_name(self, name: str) -> str:
@@ -101,7 +101,7 @@ def ensure_converted(
                 "packages": dict(key.packages),
                 "licence": key.licence,
                 "format_version": key.format_version,
-                "sources": {str(path): sha256_file(path) for path in key.sources},
+                "sources": {label: sha256_file(path) for label, path in key.sources},
                 "outputs": _output_sums(staging),
             }
             (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", "utf-8")
