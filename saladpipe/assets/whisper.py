@@ -100,7 +100,8 @@ def _installed(source: WhisperSource, name: str) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-def _package_file(spec: str) -> Path:
+def package_file(spec: str) -> Path:
+    """A file inside an installed package, from "package/inner/path"."""
     package, _, inner = spec.partition("/")
     return Path(str(importlib.resources.files(package).joinpath(inner)))
 
@@ -109,10 +110,10 @@ def ensure_whisper(name: str, cache_root: Path | None = None) -> Path:
     """Folder of builtin Whisper `name` as a Hugging Face checkpoint, converted the first time."""
     source = WHISPER_BUILTINS[name]
     packages = _installed(source, name)
-    files = _package_file(source.files)
-    weights = tuple(_package_file(piece) for piece in source.weights)
+    files = package_file(source.files)
+    weights = tuple(package_file(piece) for piece in source.weights)
     labels = (*source.weights, *(f"{source.files}/{f}" for f in _SHIPPED_FILES))
-    sources = tuple((label, _package_file(label)) for label in labels)
+    sources = tuple((label, package_file(label)) for label in labels)
     if missing := [label for label, path in sources if not path.is_file()]:
         raise ConfigError(f"config error: {BUILTIN_PREFIX}{name}: package files missing: {missing}")
     key = AssetKey(packages, source.licence, sources, FORMAT_VERSION)

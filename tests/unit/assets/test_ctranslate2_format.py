@@ -10,7 +10,12 @@ import pytest
 
 from saladpipe.assets.ctranslate2_format import ModelFormatError, read_model_bin
 
-CODES = {np.dtype("float32"): 0, np.dtype("int8"): 1, np.dtype("int16"): 2, np.dtype("float16"): 4}
+CODES: dict[np.dtype, int] = {
+    np.dtype("float32"): 0,
+    np.dtype("int8"): 1,
+    np.dtype("int16"): 2,
+    np.dtype("float16"): 4,
+}
 
 
 def _string(text: str) -> bytes:
@@ -36,7 +41,7 @@ def model_bin(
     return out + b"".join(_string(a) + _string(t) for a, t in aliases.items())
 
 
-VARIABLES = {
+VARIABLES: dict[str, np.ndarray] = {
     "encoder/conv1/weight": np.arange(24, dtype=np.float16).reshape(2, 3, 4) / 7,
     "encoder/num_heads": np.array(6, dtype=np.int16),
     "decoder/activation": np.array(3, dtype=np.int8),

@@ -23,7 +23,7 @@ def test_the_config_and_the_converter_know_the_same_names() -> None:
 
 @pytest.mark.parametrize("name", ["builtin:whisper-tiny-en", "builtin:whisper-base"])
 def test_the_asr_check_accepts_builtin_whisper_names(name: str, tmp_path: Path) -> None:
-    assert AsrCheck(model=name).model == name
+    assert AsrCheck.model_validate({"model": name}).model == name
     config = parse_config(_asr_config(name), "test.toml", tmp_path)
     assert config.tts.asr is not None and config.tts.asr.model == name
 
