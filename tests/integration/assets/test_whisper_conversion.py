@@ -109,6 +109,27 @@ def test_the_asr_check_transcribes_with_the_builtin_name() -> None:
     assert comparable(heard) == comparable(SENTENCE)
 
 
+def test_short_clips_go_through_a_short_window_that_shares_the_weights() -> None:
+    """A clip shorter than `short_window_s` is heard through the cut window, as well as
+    through the full one; a longer clip goes through the full window, whole."""
+    short = Transcriber(AsrCheck(model="builtin:whisper-tiny-en", device="cpu"))
+    full = Transcriber(AsrCheck(model="builtin:whisper-tiny-en", device="cpu", short_window_s=30))
+    assert [size // 16000 for size, _, _ in short.routes] == [10, 30]
+    assert [size // 16000 for size, _, _ in full.routes] == [30]
+    cut, whole = short.routes[0][1], short.routes[1][1]
+    assert cut.config.max_source_positions == 500 and whole.config.max_source_positions == 1500
+    assert cut.model.decoder.embed_tokens.weight.data_ptr() == (
+        whole.model.decoder.embed_tokens.weight.data_ptr()
+    )
+    sentence = _speech(SENTENCE)
+    assert comparable(short.transcribe([sentence], 16000)[0]) == comparable(SENTENCE)
+    assert comparable(full.transcribe([sentence], 16000)[0]) == comparable(SENTENCE)
+    # Two sentences 11 s apart: through a 10 s window the second would be cut off.
+    gap = np.zeros(11 * 16000, np.float32)
+    [heard] = short.transcribe([np.concatenate([sentence, gap, sentence])], 16000)
+    assert comparable(heard).split().count("tomorrow") == 2
+
+
 def test_a_second_call_reuses_the_cache_untouched(tiny: Path) -> None:
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tiny.iterdir()}
     assert ensure_whisper("whisper-tiny-en", tiny.parent.parent) == tiny
