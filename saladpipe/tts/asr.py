@@ -158,7 +158,9 @@ class Transcriber:
         input_features = inputs.input_features.to(model.device, model.dtype)
         options: dict[str, Any] = {
             "attention_mask": inputs.attention_mask.to(model.device),
-            "max_new_tokens": model.config.max_target_positions // 2,
+            # Prompt and transcript together: half the decoder's positions (a runaway
+            # transcript stops there; its CER is high anyway).
+            "max_length": model.config.max_target_positions // 2,
         }
         if getattr(model.generation_config, "lang_to_id", None):
             options.update(language=base_language(language), task="transcribe")

@@ -108,6 +108,7 @@ class SpeechService:
         ).start()
         self._transcriber: Transcriber | None = None
         self._lock = threading.Lock()
+        self._asr_lock = threading.Lock()
 
     @property
     def reports(self) -> list[VoiceReport]:
@@ -126,9 +127,16 @@ class SpeechService:
             for i, ((text_id, text), voice) in enumerate(zip(items, voices, strict=True))
         ]
         # The pool spreads one call over its workers; calls from several threads (shard
-        # tasks run at once) take turns, as their requests share the workers' pipes.
+        # tasks run at once) take turns, as their requests share the workers' pipes. The
+        # ASR check takes turns on a lock of its own, so one shard's clips are heard while
+        # the workers speak the next shard's.
         with self._lock:
-            return self._speak(items, voices, requests, on_outcome)
+            results = self._speak(items, voices, requests, on_outcome)
+        if self.tts.asr is None:
+            return results
+        languages = [self._pool.reports[v].info.language for v in voices]
+        with self._asr_lock:
+            return self._asr_check(results, languages)
 
     def _speak(
         self,
@@ -140,14 +148,10 @@ class SpeechService:
         outcomes = self._pool.run(requests, on_outcome)
         rss = [f"{b / 2**20:.0f} MB" for b in self._pool.worker_rss_bytes()]
         logger.info("tts workers' resident memory: %s", ", ".join(rss))
-        results = [
+        return [
             self._result(item, voice, outcome)
             for item, voice, outcome in zip(items, voices, outcomes, strict=True)
         ]
-        if self.tts.asr is None:
-            return results
-        languages = [self._pool.reports[v].info.language for v in voices]
-        return self._asr_check(results, languages)
 
     def _result(self, item: tuple[str, str], voice: int, outcome: Outcome) -> SpokenText | Rejected:
         text_id, text = item
