@@ -31,9 +31,14 @@ class ClusterCer:
 
 
 def cluster_cer(clusters: np.ndarray, cer: np.ndarray, k: int) -> ClusterCer:
-    """Mean CER per cluster of the measured texts in `clusters` (one CER each)."""
+    """Mean CER per cluster of the measured texts in `clusters` (one CER each).
+
+    Each text counts at most 1, a transcript wholly wrong: a recogniser that loops
+    ("Flurry, move in in." 16 times: CER 31) must not outweigh the cluster's other
+    clips, the mean is of how much of each clip was misheard."""
     measured = np.bincount(clusters, minlength=k)
-    sums = np.bincount(clusters, weights=np.asarray(cer, np.float64), minlength=k)
+    bounded = np.minimum(np.asarray(cer, np.float64), 1.0)
+    sums = np.bincount(clusters, weights=bounded, minlength=k)
     mean = np.full(k, np.nan)
     np.divide(sums, measured, out=mean, where=measured > 0)
     return ClusterCer(mean, measured.astype(np.int64))

@@ -201,6 +201,9 @@ def test_cluster_cer_is_the_mean_of_each_cluster_s_measured_texts() -> None:
     assert per.excluded_by(0.0).tolist() == [0, 2]
     empty = cluster_cer(np.zeros(0, np.int64), np.zeros(0), 2)
     assert empty.measured.tolist() == [0, 0] and empty.excluded_by(0.0).size == 0
+    # A looping transcript (CER 31) counts as one wholly misheard clip, not 31.
+    looped = cluster_cer(np.array([0, 0, 0, 0]), np.array([31.0, 0.0, 0.0, 0.0]), 1)
+    assert looped.mean.tolist() == [0.25]
 
 
 def test_exclusions_carry_the_cluster_cer_they_judged_by() -> None:
