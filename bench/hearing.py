@@ -42,7 +42,7 @@ from saladpipe.training.build import (
 )
 from saladpipe.training.evaluate import evaluate, make_eval_set
 from saladpipe.training.optim import TRAIN_THREADS, torch_threads
-from saladpipe.training.recipe import DEFAULT_RECIPE, BuildRecipe, EncoderRecipe
+from saladpipe.training.recipe import NAMED_RECIPES, BuildRecipe
 from saladpipe.training.speech import ClipCache, SpokenPrefix, speech_settings, spoken_prefixes
 from saladpipe.training.texts import build_texts
 
@@ -99,9 +99,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
     cache_root = args.cache or cache_dir()
-    recipe = DEFAULT_RECIPE
-    if args.encoder == "scratch":
-        recipe = dataclasses.replace(recipe, encoder=EncoderRecipe())
+    recipe = NAMED_RECIPES["scratch" if args.encoder == "scratch" else "default"]
     config = ExperimentConfig(build=recipe)
     heard = set(recipe.heard_domains)
     # (side, variant) -> metric -> one value per seed

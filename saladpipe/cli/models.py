@@ -8,21 +8,21 @@ from pathlib import Path
 
 from saladpipe.data_schemas.errors import ConfigError
 
-RECIPES = ("default", "reduced")
+RECIPES = ("default", "scratch", "reduced")
 
 
 def _build(args: argparse.Namespace) -> int:
     from saladpipe.data_schemas.build_report import BuildReport
     from saladpipe.data_schemas.layout import cache_dir
     from saladpipe.training.build import BUILTIN_STUDENT, BUILTIN_TEACHER, ensure_models
-    from saladpipe.training.recipe import DEFAULT_RECIPE, REDUCED_RECIPE
+    from saladpipe.training.recipe import DEFAULT_RECIPE, NAMED_RECIPES
 
     if args.seed < 0:
         raise ConfigError(f"--seed: must be at least 0 (got {args.seed})")
     logging.getLogger("saladpipe").setLevel(logging.INFO)
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(message)s")
-    recipe = (DEFAULT_RECIPE if args.recipe == "default" else REDUCED_RECIPE).with_seed(args.seed)
+    recipe = NAMED_RECIPES[args.recipe].with_seed(args.seed)
     dirs = ensure_models(recipe, args.cache or cache_dir(), force=args.force)
     report = BuildReport.read(dirs[BUILTIN_TEACHER].parent)
     teacher, stage1 = report.teacher, report.stage1
@@ -61,7 +61,9 @@ def add_models_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--recipe",
         choices=RECIPES,
         default="default",
-        help="reduced: tiny models in seconds, for smoke tests (they learn nothing useful)",
+        help="default: the student hears through pretrained Whisper tiny.en (frozen); "
+        "scratch: the same with an encoder learnt from scratch, for comparison; "
+        "reduced: tiny models in seconds, for smoke tests (they learn nothing useful)",
     )
     build.add_argument("--cache", type=Path, help="cache folder (default: $SALADPIPE_CACHE)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")

@@ -144,3 +144,10 @@ REDUCED_RECIPE = BuildRecipe(
     encoder=EncoderRecipe(hidden=32, layers=1, heads=2, mel_bins=40, adapter_hidden=64),
     stage1=DistillRecipe(epochs=2, batch_size=4),
 )
+
+# The default's student with an encoder learnt from scratch instead: what the
+# pretrained Whisper encoder is worth (bench/hearing.py --encoder scratch).
+SCRATCH_RECIPE = dataclasses.replace(DEFAULT_RECIPE, encoder=EncoderRecipe())
+
+# `saladpipe models build --recipe NAME`.
+NAMED_RECIPES = {"default": DEFAULT_RECIPE, "scratch": SCRATCH_RECIPE, "reduced": REDUCED_RECIPE}

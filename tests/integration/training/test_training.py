@@ -349,3 +349,11 @@ def test_models_build_command(
     assert (reduced_build["trained-teacher"].parent / REPORT_FILE).is_file()
     assert main(["models", "build", "--seed", "-1"]) == 2
     assert "--seed" in capsys.readouterr().err
+    # Every recipe the command offers is one the build knows, and the other way round.
+    from saladpipe.cli.models import RECIPES
+    from saladpipe.training.recipe import NAMED_RECIPES, SCRATCH_RECIPE
+
+    assert set(RECIPES) == set(NAMED_RECIPES)
+    assert isinstance(NAMED_RECIPES["default"].encoder, PretrainedEncoderRecipe)
+    assert SCRATCH_RECIPE.encoder == EncoderRecipe()
+    assert SCRATCH_RECIPE.key() != NAMED_RECIPES["default"].key()
