@@ -7,6 +7,7 @@ import collections
 import uuid
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -65,6 +66,18 @@ def _assert_speech_of(audio: np.ndarray, rate: int, text: str) -> None:
     chars = len(text)
     assert chars / 25 - 0.5 <= seconds <= chars / 8 + 1.0, (seconds, chars, text)
     assert rms_dbfs(audio) > -35.0, text
+
+
+def test_every_clip_carries_its_character_error_rate(e2e_run: E2ERun) -> None:
+    """With `[tts.asr]` (the embedded default has it) every shard row and every probe
+    clip records the CER of its transcript; the select stage sees the probes' CERs."""
+    probe_clips = sorted((e2e_run.run_dir / "probes").glob("clips-*.parquet"))
+    for path in [*_shards(e2e_run), *probe_clips]:
+        cer = pq.read_table(path, columns=["asr_cer"]).column("asr_cer")
+        assert cer.null_count == 0 and len(cer) > 0, path
+        assert pc.min(cer).as_py() >= 0.0
+    stats = pq.read_table(e2e_run.run_dir / "clusters" / "cluster_stats.parquet")
+    assert stats.column("cer_measured").to_pylist() == [3, 3, 3, 3]  # 3 probes a cluster
 
 
 def test_every_selected_text_appears_exactly_once(e2e_run: E2ERun) -> None:

@@ -35,6 +35,7 @@ CHARTS = [
     "pool-map",
     "dist-gap",
     "dist-duration",
+    "dist-cer",  # the run has an ASR check: each voice's CER distribution
 ]
 
 # Every chart with its drawn size and marks; the first mark's size proves it is drawn.
@@ -129,6 +130,30 @@ def test_audio_players_load_the_run_s_clips(page: Browser, e2e_run: E2ERun) -> N
         assert player["error"] is None and player["state"] >= 1, player
         assert player["duration"] > 0
         assert abs(player["duration"] - durations[player["id"]]) < 0.05, player
+
+
+def test_cluster_table_shows_each_cluster_s_probe_cer(page: Browser, e2e_run: E2ERun) -> None:
+    """As the browser renders it: the cluster table's CER columns hold what the run measured."""
+    table = page.run(
+        """
+        var t = document.getElementById("cluster-table");
+        var head = Array.from(t.querySelectorAll("thead th")).map(function (h) {
+          return h.textContent.trim(); });
+        var rows = Array.from(t.querySelectorAll("tbody tr")).map(function (r) {
+          return Array.from(r.querySelectorAll("td")).map(function (d) {
+            return d.textContent.trim(); }); });
+        return [head, rows];
+        """
+    )
+    head, rows = table
+    stats = pq.read_table(e2e_run.run_dir / "clusters" / "cluster_stats.parquet").to_pylist()
+    at = head.index("cer_mean")
+    assert head[at + 1] == "cer_measured"
+    shown = {int(row[0]): (float(row[at]), int(row[at + 1])) for row in rows}
+    for cluster in stats:
+        cer, measured = shown[cluster["cluster"]]
+        assert measured == cluster["cer_measured"] == 3
+        assert cer == pytest.approx(cluster["cer_mean"], abs=5e-4 + 1e-3 * cluster["cer_mean"])
 
 
 def test_filter_box_shows_one_cluster(page: Browser) -> None:
