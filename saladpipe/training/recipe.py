@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from saladpipe.assets.whisper import FORMAT_VERSION as WHISPER_FORMAT_VERSION
 from saladpipe.corpora.wordnet import DEFAULT_DOMAINS
 from saladpipe.data_schemas.errors import ConfigError
 
@@ -122,10 +123,13 @@ class BuildRecipe:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """Hash of the recipe and the build format: the cache folder's name."""
-        payload = json.dumps(
-            {"format": BUILD_FORMAT_VERSION, "recipe": self.as_dict()}, sort_keys=True
-        )
+        """Hash of the recipe and the build format (and, for a pretrained encoder, the
+        format of its conversion): the cache folder's name. A changed conversion is then
+        a new build, not a student trained on the old weights."""
+        formats = {"build": BUILD_FORMAT_VERSION}
+        if isinstance(self.encoder, PretrainedEncoderRecipe):
+            formats["whisper_conversion"] = WHISPER_FORMAT_VERSION
+        payload = json.dumps({"format": formats, "recipe": self.as_dict()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def with_seed(self, seed: int) -> BuildRecipe:

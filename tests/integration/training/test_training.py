@@ -339,7 +339,9 @@ def test_builtin_trained_names_resolve_through_the_build(reduced_build: dict[str
 
 
 def test_models_build_command(
-    reduced_build: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    reduced_build: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cache_root = reduced_build["trained-teacher"].parents[2]
     code = main(["models", "build", "--recipe", "reduced", "--cache", str(cache_root)])
@@ -357,3 +359,9 @@ def test_models_build_command(
     assert isinstance(NAMED_RECIPES["default"].encoder, PretrainedEncoderRecipe)
     assert SCRATCH_RECIPE.encoder == EncoderRecipe()
     assert SCRATCH_RECIPE.key() != NAMED_RECIPES["default"].key()
+    # A new conversion of the pretrained encoder is a new build; the scratch one is not.
+    import saladpipe.training.recipe as recipes
+
+    keys = (NAMED_RECIPES["default"].key(), SCRATCH_RECIPE.key())
+    monkeypatch.setattr(recipes, "WHISPER_FORMAT_VERSION", recipes.WHISPER_FORMAT_VERSION + 1)
+    assert NAMED_RECIPES["default"].key() != keys[0] and SCRATCH_RECIPE.key() == keys[1]
