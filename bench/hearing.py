@@ -89,7 +89,7 @@ def students(
 
 
 def spread(values: Sequence[float]) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.3f}"
+    return f"{np.mean(values):.3f} ± {_sd(values):.3f}"
 
 
 def main(argv: list[str]) -> None:

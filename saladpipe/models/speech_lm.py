@@ -224,24 +224,17 @@ class SpeechAdaptedLM(Student):
 
     def encode_audio(self, audio: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """float32 mono clips at `sampling_rate` -> adapter outputs [B, A_max, H], lengths [B]."""
-        frames = self._encoder_frames_batch(audio)
-        lengths = torch.tensor(
-            [self.encoder_frames(len(clip)) for clip in audio], device=self.device
-        )
-        adapter_dtype = next(self.adapter.parameters()).dtype
-        return self.adapter(frames.to(adapter_dtype), lengths)
+        return self.adapt_frames(self.clip_frames(audio))
 
     def clip_frames(self, audio: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        """Each clip's encoder frames [T_i, D], cut to its true length: what a frozen
-        encoder gives a clip is the same every epoch, so training can keep it."""
+        """Each clip's encoder frames [T_i, D], cut to its true length (views into the
+        batch's output: a caller that keeps them, as training on a frozen encoder does,
+        clones them)."""
         frames = self._encoder_frames_batch(audio)
-        return [
-            frames[i, : self.encoder_frames(len(clip))].detach().clone()
-            for i, clip in enumerate(audio)
-        ]
+        return [frames[i, : self.encoder_frames(len(clip))] for i, clip in enumerate(audio)]
 
     def adapt_frames(self, frames: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """`encode_audio` from frames `clip_frames` kept: adapter outputs and their lengths."""
+        """Adapter outputs [B, A_max, H] and their lengths [B] from per-clip frames."""
         lengths = torch.tensor([len(f) for f in frames], device=self.device)
         padded = nn.utils.rnn.pad_sequence(list(frames), batch_first=True)
         adapter_dtype = next(self.adapter.parameters()).dtype

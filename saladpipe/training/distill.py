@@ -98,7 +98,8 @@ def encode_rows(
     with torch.no_grad(), Progress(f"{what}: encoding clips", len(rows), "clips") as progress:
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
-            frames.extend(student.clip_frames([row.audio for row in batch]))
+            kept = student.clip_frames([row.audio for row in batch])
+            frames.extend(f.clone() for f in kept)  # not views that hold the padded batch
             progress.update(len(batch))
     return frames
 
