@@ -30,6 +30,7 @@ from transformers import (
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 
 from saladpipe.data_schemas.errors import SaladpipeError
+from saladpipe.models.frame_memo import FrameMemo, weights_hash
 from saladpipe.models.student import Student
 from saladpipe.models.text_lm import TextLM, gather_index
 
@@ -148,6 +149,7 @@ class SpeechAdaptedLM(Student):
         self.tokenizer = tokenizer
         self.model_id = model_id
         self._text_lm = TextLM(lm)
+        self.frame_memo: FrameMemo | None = None
 
     @property
     def sampling_rate(self) -> int:
@@ -229,9 +231,37 @@ class SpeechAdaptedLM(Student):
     def clip_frames(self, audio: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """Each clip's encoder frames [T_i, D], cut to its true length (views into the
         batch's output: a caller that keeps them, as training on a frozen encoder does,
-        clones them)."""
+        clones them). With a frame memo, clips it holds are not encoded again, unless
+        the encoder is being trained."""
+        if self.frame_memo is not None and not self.encoder_is_training:
+            return self.frame_memo.frames(audio, self._encode_clips)
+        return self._encode_clips(audio)
+
+    def _encode_clips(self, audio: Sequence[np.ndarray]) -> list[torch.Tensor]:
         frames = self._encoder_frames_batch(audio)
         return [frames[i, : self.encoder_frames(len(clip))] for i, clip in enumerate(audio)]
+
+    @property
+    def encoder_is_training(self) -> bool:
+        return any(p.requires_grad for p in self.audio_encoder.parameters())
+
+    @property
+    def _frame_encoder(self) -> nn.Module:
+        """The part of the audio encoder that makes frames (Whisper's decoder is unused)."""
+        if self.encoder_kind == "whisper":
+            return cast(nn.Module, self.audio_encoder.get_encoder())
+        return self.audio_encoder
+
+    def new_frame_memo(self) -> FrameMemo:
+        """A memo for this student's encoder as its weights are now, given to it."""
+        memo = FrameMemo(weights_hash(self._frame_encoder))
+        self.frame_memo = memo
+        return memo
+
+    def use_frame_memo(self, memo: FrameMemo) -> None:
+        """Share `memo` (made for another student): refused unless the encoders are equal."""
+        memo.check(self._frame_encoder)
+        self.frame_memo = memo
 
     def adapt_frames(self, frames: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Adapter outputs [B, A_max, H] and their lengths [B] from per-clip frames."""

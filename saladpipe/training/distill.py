@@ -122,6 +122,8 @@ def distill(
     """
     if not rows:
         raise ValueError(f"{what}: no training rows")
+    if train_encoder and student.frame_memo is not None:
+        raise ValueError(f"{what}: a student with a frame memo cannot train its encoder")
     teacher_lm = TextLM(teacher.model)
     vocab = len(teacher.tokenizer)
     pad = teacher.tokenizer.pad_token_id

@@ -39,6 +39,7 @@ from saladpipe.models.builtin import (
     uses_placeholders,
 )
 from saladpipe.models.distillation import STATUS_OK, DistillationScorer
+from saladpipe.models.frame_memo import clip_key
 from saladpipe.models.text_lm import TextLM
 from saladpipe.training.build import ensure_models
 from saladpipe.training.distill import (
@@ -266,6 +267,58 @@ def test_a_pretrained_encoder_stays_frozen_and_its_kept_frames_train_as_live_one
         )
 
 
+def test_a_frame_memo_encodes_each_clip_once_for_every_copy_of_a_frozen_student(
+    toy_teacher: Teacher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copies of one student share a memo: frames, losses and evaluations are the same
+    as encoding live, a clip is encoded once, and other weights are refused."""
+    import copy
+
+    folder = tiny_whisper_asr(tmp_path / "whisper")
+    recipe = PretrainedEncoderRecipe(source=str(folder), window_s=2, adapter_hidden=64)
+    student = new_student(toy_teacher.model, toy_teacher.tokenizer, recipe, seed=0)
+    items = toy_items(informative=True, held_out=True)
+    eval_set = make_eval_set(toy_teacher, student, items, choices=4, seed=0)
+    live_frames = student.clip_frames([row.audio for row in eval_set.rows])
+    live = evaluate(toy_teacher, student, eval_set)
+
+    memo = student.new_frame_memo()
+    assert [
+        f.equal(g)
+        for f, g in zip(
+            student.clip_frames([row.audio for row in eval_set.rows]), live_frames, strict=True
+        )
+    ] == [True] * len(live_frames)
+    # The toy clips are one tone per animal: each distinct clip is encoded once.
+    distinct = {clip_key(row.audio) for row in eval_set.rows}
+    assert memo.misses == len(distinct) == len(memo) < len(eval_set.rows)
+    copied = copy.deepcopy(student)
+    assert copied.frame_memo is memo
+    copied.use_frame_memo(memo)  # the same encoder weights: accepted
+
+    def no_encoding(*args: object) -> None:
+        raise AssertionError("a clip in the memo was encoded again")
+
+    monkeypatch.setattr(type(copied), "_encoder_frames_batch", no_encoding)
+    assert evaluate(toy_teacher, copied, eval_set) == live
+    monkeypatch.undo()
+    # Training the encoder with a memo would leave it stale: refused.
+    rows, _ = prepare_rows(scorer_for(toy_teacher, copied), toy_items(True, held_out=False))
+    with pytest.raises(ValueError, match="frame memo cannot train its encoder"):
+        distill(toy_teacher, copied, rows, DistillRecipe(epochs=1), 0, "toy", train_encoder=True)
+    # An encoder with other weights cannot take the memo.
+    other = copy.deepcopy(student)
+    with torch.no_grad():
+        next(other.audio_encoder.parameters()).add_(1e-3)
+    with pytest.raises(ValueError, match="are not the memo's"):
+        other.use_frame_memo(memo)
+    # A student whose encoder is being trained does not consult the memo.
+    other.frame_memo = memo
+    other.audio_encoder.requires_grad_(True)
+    fresh = other.clip_frames([eval_set.rows[0].audio])[0]
+    assert not fresh.equal(live_frames[0])
+
+
 def test_held_out_split_is_fixed_and_disjoint() -> None:
     train, held = split_glosses()
     total = sum(len(v) for v in train.values()) + sum(len(v) for v in held.values())
@@ -314,6 +367,35 @@ def test_same_seed_and_speech_give_the_same_weights(
     for name in ("trained-teacher", "trained-student"):
         assert again[name] != reduced_build[name]
         assert fingerprint_dir(again[name]) == fingerprint_dir(reduced_build[name])
+
+
+def test_builds_that_differ_in_what_the_student_hears_share_one_teacher(
+    reduced_build: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another heard set is a new build and a new student, but the same teacher, not
+    trained again (the bench's concentration sweep relies on it)."""
+    import dataclasses
+
+    import saladpipe.training.build as build
+
+    cache_root = reduced_build["trained-teacher"].parents[2]
+    other = dataclasses.replace(REDUCED_RECIPE, heard_domains=("noun.plant",))
+    assert other.key() != REDUCED_RECIPE.key()
+    assert other.teacher_key() == REDUCED_RECIPE.teacher_key()
+    assert dataclasses.replace(other, seed=1).teacher_key() != other.teacher_key()
+
+    def no_training(*args: object) -> None:
+        raise AssertionError("the teacher was trained again")
+
+    monkeypatch.setattr(build, "train_teacher", no_training)
+    dirs = ensure_models(other, cache_root)
+    assert fingerprint_dir(dirs["trained-teacher"]) == fingerprint_dir(
+        reduced_build["trained-teacher"]
+    )
+    assert fingerprint_dir(dirs["trained-student"]) != fingerprint_dir(
+        reduced_build["trained-student"]
+    )
+    assert BuildReport.read(dirs["trained-teacher"].parent).stage1.heard_domains == ["noun.plant"]
 
 
 def test_builtin_trained_names_resolve_through_the_build(reduced_build: dict[str, Path]) -> None:
