@@ -1,7 +1,8 @@
 """`saladpipe models build`: the trained teacher and stage-I student, cached by recipe.
 
 Steps: sample teacher texts from every domain (never the held-out glosses), train the
-tokenizer and the teacher, measure held-out perplexity against a unigram model,
+tokenizer and the teacher (or reuse a cached teacher of the same seed and teacher
+recipe: the heard domains do not change it), measure held-out perplexity against a unigram model,
 speak the prefixes of glosses of the heard domains only, and distil the student on
 them (stage I). Both models are saved as ordinary model folders (safetensors) and
 load through the same code as any checkpoint. A build is written to a staging
@@ -31,10 +32,11 @@ from saladpipe.data_schemas.build_report import (
     Stage1Report,
     TeacherReport,
 )
+from saladpipe.data_schemas.config import ModelSpec
 from saladpipe.data_schemas.layout import cache_dir
 from saladpipe.models.builtin import TRAINED_NAMES
 from saladpipe.models.distillation import PreparedRow
-from saladpipe.models.loading import Teacher
+from saladpipe.models.loading import Teacher, load_teacher
 from saladpipe.models.speech_lm import SpeechAdaptedLM
 from saladpipe.progress import logger
 from saladpipe.training.distill import distill, prepare_rows, scorer_for
@@ -46,6 +48,8 @@ from saladpipe.training.teacher import held_out_quality, train_teacher
 from saladpipe.training.texts import build_texts
 
 TEACHER_DIR = "teacher"
+# Written last into a cached teacher folder: the folder is whole.
+TEACHER_DONE = "saladpipe_teacher.done"
 STUDENT_DIR = "student"
 # The builtin model names (`builtin:trained-teacher`) the default recipe's build answers to.
 BUILTIN_TEACHER, BUILTIN_STUDENT = TRAINED_NAMES
@@ -57,22 +61,23 @@ def build_models(recipe: BuildRecipe, out_dir: Path, cache_root: Path) -> BuildR
     seed = recipe.seed
     texts = build_texts(recipe)
     with torch_threads(TRAIN_THREADS):
-        model, tokenizer = train_teacher(texts.teacher, recipe.teacher, seed)
-        quality = held_out_quality(model, tokenizer, texts.teacher, texts.perplexity)
+        teacher_dir = out_dir / TEACHER_DIR
+        cached = ensure_teacher(recipe, cache_root, texts.teacher)
+        shutil.copytree(cached, teacher_dir, ignore=shutil.ignore_patterns(TEACHER_DONE))
+        teacher = load_teacher(ModelSpec(source=str(teacher_dir)), "cpu", "float32")
+        quality = held_out_quality(
+            teacher.model, teacher.tokenizer, texts.teacher, texts.perplexity
+        )
         logger.info(
             "teacher: held-out perplexity %.1f (unigram %.1f) on %d tokens",
             quality.perplexity,
             quality.unigram_perplexity,
             quality.tokens,
         )
-        teacher_dir = out_dir / TEACHER_DIR
-        model.save_pretrained(teacher_dir)
-        tokenizer.save_pretrained(teacher_dir)
         trained = time.monotonic()
         with ClipCache(cache_root, speech_settings(recipe.voice)) as cache:
             items, speech = spoken_prefixes(texts.stage1, cache, "stage-I prefixes")
         spoken = time.monotonic()
-        teacher = Teacher(model, tokenizer, "building-teacher")
         stage1 = train_stage1(teacher, items, recipe, seed)
         stage1.student.save_pretrained(out_dir / STUDENT_DIR)
         rows, refused, losses = stage1.rows, stage1.refused, stage1.losses
@@ -141,6 +146,33 @@ def train_stage1(
 
 def built_folder(recipe: BuildRecipe, cache_root: Path) -> Path:
     return cache_root / "models" / f"trained-{recipe.key()}"
+
+
+def teacher_folder(recipe: BuildRecipe, cache_root: Path) -> Path:
+    return cache_root / "models" / f"teacher-{recipe.teacher_key()}"
+
+
+def ensure_teacher(recipe: BuildRecipe, cache_root: Path, texts: Sequence[str]) -> Path:
+    """The cached teacher of the recipe's seed and teacher recipe, trained on `texts`
+    first if absent. Builds that differ only in what the student hears share it (the
+    teacher's texts are drawn before anything else, from the seed alone)."""
+    final = teacher_folder(recipe, cache_root)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(final.with_name(f".{final.name}.lock")):
+        if (final / TEACHER_DONE).is_file():
+            logger.info("teacher: reusing %s", final)
+            return final
+        staging = Path(tempfile.mkdtemp(prefix=".teacher-", dir=final.parent))
+        try:
+            model, tokenizer = train_teacher(texts, recipe.teacher, recipe.seed)
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            (staging / TEACHER_DONE).write_text(recipe.teacher_key() + "\n", encoding="utf-8")
+            shutil.rmtree(final, ignore_errors=True)
+            staging.rename(final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
 
 
 def ensure_models(

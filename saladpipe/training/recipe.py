@@ -132,6 +132,19 @@ class BuildRecipe:
         payload = json.dumps({"format": formats, "recipe": self.as_dict()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
+    def teacher_key(self) -> str:
+        """Hash of what decides the teacher (seed, teacher recipe, build format): builds
+        that differ in anything else share a teacher."""
+        payload = json.dumps(
+            {
+                "format": BUILD_FORMAT_VERSION,
+                "seed": self.seed,
+                "teacher": dataclasses.asdict(self.teacher),
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
     def with_seed(self, seed: int) -> BuildRecipe:
         return dataclasses.replace(self, seed=seed)
 

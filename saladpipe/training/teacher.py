@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
+from transformers import GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from saladpipe.models.bpe import train_bpe_tokenizer
 from saladpipe.models.configs import gpt2_config
@@ -110,7 +110,7 @@ def train_teacher(
 
 @torch.inference_mode()
 def held_out_quality(
-    model: GPT2LMHeadModel,
+    model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     train_texts: Sequence[str],
     held_out_texts: Sequence[str],
