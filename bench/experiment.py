@@ -9,8 +9,9 @@ of docs/experiments.md; prints the main table and SALAD's ratio to random.
 
 Usage: .venv/bin/python -m bench.experiment [--reduced] [--cache DIR] [--docs DIR]
                                             [--from-results docs/experiments_results.json]
-About 50 minutes on 2 CPU cores with an empty cache, most of it speech synthesis
-and stage-II training; --reduced runs every step at toy size in a few minutes.
+About 50 minutes on 2 CPU cores with an empty cache, most of it the stage-I
+students of the sweep, speech synthesis and encoding each clip once;
+--reduced runs every step at toy size in a few minutes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from bench.experiment_arms import (
     ExperimentConfig,
     run_experiment,
 )
-from bench.experiment_report import main_table, plot, results_markdown, update_document
+from bench.experiment_report import (
+    main_table,
+    plot,
+    results_markdown,
+    setting_records,
+    sweep_table,
+    update_document,
+)
 from saladpipe.data_schemas.io import write_text
 from saladpipe.data_schemas.layout import cache_dir
 
@@ -55,19 +63,18 @@ def main(argv: list[str]) -> None:
     else:
         results = asdict(run_experiment(config, args.cache or cache_dir()))
         write_text(json.dumps(results, indent=1) + "\n", args.docs / RESULTS_NAME)
-    plot(results["records"], results["stage1"], args.docs / PLOT_NAME)
+    first = results["settings"][0]
+    records = setting_records(results, first["heard"])
+    plot(records, first["stage1"], args.docs / PLOT_NAME)
     command = ".venv/bin/python -m bench.experiment" + (" --reduced" if args.reduced else "")
     block = results_markdown(results, PLOT_NAME, command)
     update_document(args.docs / "experiments.md", block, "Experiments")
-    budget = max(int(r["budget"]) for r in results["records"])
-    print(main_table(results["records"], results["stage1"], budget))
+    budget = max(int(r["budget"]) for r in records)
+    print(main_table(records, first["stage1"], budget))
+    print(sweep_table(results))
     means = {}
     for arm in ("random", "salad-g5"):
-        values = [
-            r["misalignment"]
-            for r in results["records"]
-            if r["arm"] == arm and r["budget"] == budget
-        ]
+        values = [r["misalignment"] for r in records if r["arm"] == arm and r["budget"] == budget]
         means[arm] = sum(values) / len(values)
     print(
         f"held-out misalignment at {budget} texts: salad-g5 / random = "

@@ -12,11 +12,18 @@ Stage II trains, for every arm alike, on its picks plus as many stage-I rows (th
 "natural speech", replayed so that the heard domains are not forgotten), for the
 same number of epochs, from the same stage-I weights. Clips are cached across arms,
 seeds and runs.
+
+The concentration sweep repeats this from stage-I students that heard more of the
+pool's domains (3, 6 and 9 of 12 by default: the same teacher, the same pool and
+evaluation set), since active selection can only save budget where random spends it
+on domains the student already knows. With a frozen pretrained encoder every
+student hears a clip alike, so each clip is encoded once for the whole experiment.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -26,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from saladpipe.corpora.wordnet import Gloss
+from saladpipe.corpora.wordnet import DEFAULT_DOMAINS, Gloss
 from saladpipe.data_schemas.build_report import BuildReport
 from saladpipe.data_schemas.config import ModelSpec, SelectSection
 from saladpipe.models.distillation import STATUS_OK, PreparedRow
@@ -49,6 +56,7 @@ from saladpipe.training.recipe import (
     REDUCED_RECIPE,
     BuildRecipe,
     DistillRecipe,
+    PretrainedEncoderRecipe,
 )
 from saladpipe.training.speech import (
     ClipCache,
@@ -80,9 +88,18 @@ DEFAULT_ARMS = (
 )
 
 
+# The arms of the concentration sweep's other settings (the first setting runs them all).
+SWEEP_ARMS = ("random", "top_k", "salad-g5")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Sizes of everything; `budgets` ascend, each is a separate stage-II fine-tune."""
+    """Sizes of everything; `budgets` ascend, each is a separate stage-II fine-tune.
+
+    `concentrations`: how many domains each stage-I student has heard; the first is the
+    build's own (all arms and budgets), the others run `sweep_arms` at the largest budget.
+    Heard domains are taken in the order of `heard_order` (the build's, then the rest).
+    """
 
     build: BuildRecipe = DEFAULT_RECIPE
     pool_per_domain: int = 500
@@ -99,15 +116,48 @@ class ExperimentConfig:
     embedder: str = "builtin:all-MiniLM-L6-v2"
     # Seed of the pool, probes and evaluation set (the same for every arm and seed).
     data_seed: int = 0
+    concentrations: tuple[int, ...] = (3, 6, 9)
+    sweep_arms: tuple[str, ...] = SWEEP_ARMS
 
     def __post_init__(self) -> None:
         if list(self.budgets) != sorted(set(self.budgets)) or min(self.budgets) < 1:
             raise ValueError(f"budgets must be distinct, positive and ascending: {self.budgets}")
+        first = len(self.build.heard_domains)
+        if not self.concentrations or self.concentrations[0] != first:
+            raise ValueError(f"concentrations must start at the build's {first} heard domains")
+        if len(set(self.concentrations)) != len(self.concentrations) or max(
+            self.concentrations
+        ) >= len(self.heard_order):
+            raise ValueError(
+                f"concentrations must be distinct and leave an unheard domain: "
+                f"{self.concentrations}"
+            )
+        unknown = set(self.sweep_arms) - {arm.name for arm in self.arms}
+        if unknown:
+            raise ValueError(f"sweep_arms not among the arms: {sorted(unknown)}")
+
+    @property
+    def heard_order(self) -> tuple[str, ...]:
+        """The build's heard domains, then the other domains in WordNet's file order."""
+        rest = [d for d in DEFAULT_DOMAINS.values() if d not in self.build.heard_domains]
+        return (*self.build.heard_domains, *rest)
+
+    def recipe_for(self, heard: int) -> BuildRecipe:
+        """The build recipe of the stage-I student that heard `heard` domains."""
+        return dataclasses.replace(self.build, heard_domains=self.heard_order[:heard])
+
+    def arms_for(self, heard: int) -> tuple[tuple[Arm, ...], tuple[int, ...]]:
+        """(arms, budgets) run from the student that heard `heard` domains."""
+        if heard == self.concentrations[0]:
+            return self.arms, self.budgets
+        return tuple(a for a in self.arms if a.name in self.sweep_arms), self.budgets[-1:]
 
 
-# Minutes on 2 cores, for the test suite: every arm trains and is evaluated once.
+# Minutes on 2 cores, for the test suite: every arm trains and is evaluated once, the
+# sweep's second setting too; the pretrained encoder as the full experiment has it.
 REDUCED_EXPERIMENT = ExperimentConfig(
-    build=REDUCED_RECIPE,
+    build=dataclasses.replace(REDUCED_RECIPE, encoder=PretrainedEncoderRecipe(adapter_hidden=64)),
+    concentrations=(2, 3),
     pool_per_domain=4,
     clusters=4,
     probes_per_cluster=2,
@@ -130,29 +180,38 @@ class PoolState:
 
 @dataclass
 class Results:
-    """Everything the report needs, as plain data (JSON-ready)."""
+    """Everything the report needs, as plain data (JSON-ready). `settings` holds one entry
+    per concentration (heard domains, build report, stage-I evaluation, cluster ranking),
+    the build's own first; each record names the setting by its number of heard domains."""
 
     config: dict[str, Any]
-    build: dict[str, Any]
-    stage1: dict[str, Any]
-    clusters: list[dict[str, Any]]
+    settings: list[dict[str, Any]] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     speech: dict[str, Any] = field(default_factory=dict)
+    encoded_clips: int = 0
     seconds: float = 0.0
 
 
 def draw_glosses(cfg: ExperimentConfig) -> tuple[list[Gloss], list[Gloss], list[Gloss]]:
-    """(stage-I glosses, pool glosses, evaluation glosses): the same for every arm and seed.
+    """(the build's stage-I glosses, pool glosses, evaluation glosses): the same for every
+    arm, seed and setting.
 
-    The pool never holds a stage-I gloss; the evaluation set holds held-out glosses only.
+    The pool holds no stage-I gloss of any setting; the evaluation set holds held-out
+    glosses only, drawn from its own seed stream (it does not move with the pool).
     """
     train, held_out = split_glosses()
-    stage1_glosses = build_texts(cfg.build).stage1
-    rng = np.random.default_rng(cfg.data_seed)
-    seen = {g.synset_id for g in stage1_glosses}
-    pool = sample_per_domain(train, cfg.pool_per_domain, rng, exclude=seen)
-    evaluation = sample_per_domain(held_out, cfg.eval_per_domain, rng)
-    return list(stage1_glosses), pool, evaluation
+    seen = {
+        g.synset_id
+        for heard in cfg.concentrations
+        for g in build_texts(cfg.recipe_for(heard)).stage1
+    }
+    pool = sample_per_domain(
+        train, cfg.pool_per_domain, np.random.default_rng([cfg.data_seed, 0]), exclude=seen
+    )
+    evaluation = sample_per_domain(
+        held_out, cfg.eval_per_domain, np.random.default_rng([cfg.data_seed, 1])
+    )
+    return list(build_texts(cfg.build).stage1), pool, evaluation
 
 
 def _cluster_pool(embedder: Embedder, glosses: Sequence[Gloss], k: int, seed: int) -> np.ndarray:
@@ -186,13 +245,21 @@ def cluster_gaps(
     return np.where(counts > 0, sums / np.maximum(counts, 1), fill), counts
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One point of the concentration sweep: its stage-I student and the rows it replays."""
+
+    heard: tuple[str, ...]
+    stage1: SpeechAdaptedLM
+    replay: list[PreparedRow]
+
+
 class Experiment:
     """Runs the arms of one configuration; `run` returns the results."""
 
     def __init__(self, config: ExperimentConfig, cache_root: Path) -> None:
         self.config = config
         self.cache_root = cache_root
-        self.heard = set(config.build.heard_domains)
         self.speech = SpeechReport()
 
     def _spoken(self, cache: ClipCache, glosses: Sequence[Gloss], what: str) -> list[SpokenPrefix]:
@@ -203,34 +270,52 @@ class Experiment:
     def run(self) -> Results:
         started = time.monotonic()
         cfg = self.config
-        dirs = ensure_models(cfg.build, self.cache_root)
+        builds = {k: ensure_models(cfg.recipe_for(k), self.cache_root) for k in cfg.concentrations}
+        first = builds[cfg.concentrations[0]]
+        results = Results(config=asdict(cfg))
         with torch_threads(TRAIN_THREADS):
-            teacher = load_teacher(ModelSpec(source=str(dirs[BUILTIN_TEACHER])), "cpu", "float32")
-            stage1 = load_student(ModelSpec(source=str(dirs[BUILTIN_STUDENT])), "cpu", "float32")
-            assert isinstance(stage1, SpeechAdaptedLM)
+            # Every setting's teacher is the same one (one seed, one teacher recipe).
+            teacher = load_teacher(ModelSpec(source=str(first[BUILTIN_TEACHER])), "cpu", "float32")
+            memo = None
             with ClipCache(self.cache_root, speech_settings(cfg.build.voice)) as cache:
-                pool, eval_set, replay = self._data(cache, teacher, stage1)
-                results = self._stage1_results(teacher, stage1, pool, eval_set)
-                results.build = asdict(BuildReport.read(dirs[BUILTIN_TEACHER].parent))
-                for seed in cfg.seeds:
-                    for arm in cfg.arms:
-                        results.records += self._arm(
-                            arm, seed, teacher, stage1, pool, eval_set, replay, cache
-                        )
+                pool, eval_set = None, None
+                for heard, dirs in builds.items():
+                    student = load_student(
+                        ModelSpec(source=str(dirs[BUILTIN_STUDENT])), "cpu", "float32"
+                    )
+                    assert isinstance(student, SpeechAdaptedLM)
+                    if not cfg.build.encoder.trainable:
+                        # One frozen encoder for all settings: each clip is encoded once.
+                        if memo is None:
+                            memo = student.new_frame_memo()
+                        student.use_frame_memo(memo)
+                    if pool is None or eval_set is None:
+                        pool, eval_set = self._data(cache, teacher, student)
+                    setting = self._setting(cache, teacher, student, heard)
+                    summary = self._stage1_results(teacher, setting, pool, eval_set)
+                    summary["build"] = asdict(BuildReport.read(dirs[BUILTIN_TEACHER].parent))
+                    results.settings.append(summary)
+                    arms, budgets = cfg.arms_for(heard)
+                    for seed in cfg.seeds:
+                        for arm in arms:
+                            results.records += self._arm(
+                                arm, seed, budgets, teacher, setting, pool, eval_set, cache
+                            )
         results.speech = {
             "asked": self.speech.asked,
             "synthesized": self.speech.synthesized,
             "rejected": dict(self.speech.rejected),
         }
+        results.encoded_clips = 0 if memo is None else len(memo)
         results.seconds = round(time.monotonic() - started, 1)
         return results
 
     def _data(
-        self, cache: ClipCache, teacher: Teacher, stage1: SpeechAdaptedLM
-    ) -> tuple[PoolState, EvalSet, list[PreparedRow]]:
-        """Pool (clustered, probes spoken), evaluation set, and the stage-I rows to replay."""
+        self, cache: ClipCache, teacher: Teacher, student: SpeechAdaptedLM
+    ) -> tuple[PoolState, EvalSet]:
+        """Pool (clustered, probes spoken) and evaluation set: the same for every setting."""
         cfg = self.config
-        stage1_glosses, glosses, eval_glosses = draw_glosses(cfg)
+        _, glosses, eval_glosses = draw_glosses(cfg)
         embedder = Embedder(cfg.embedder, "cpu", 64)
         clusters = _cluster_pool(embedder, glosses, cfg.clusters, cfg.data_seed)
         probe_rows = _draw_probes(clusters, cfg.probes_per_cluster, cfg.data_seed)
@@ -243,18 +328,25 @@ class Experiment:
             clusters[[by_id[item.text_id] for item in probe_items]],
         )
         eval_items = self._spoken(cache, eval_glosses, "evaluation prefixes")
-        eval_set = make_eval_set(teacher, stage1, eval_items, cfg.choices, cfg.data_seed)
-        stage1_items = self._spoken(cache, stage1_glosses, "stage-I prefixes")
-        replay, _ = prepare_rows(scorer_for(teacher, stage1), stage1_items)
-        return pool, eval_set, replay
+        eval_set = make_eval_set(teacher, student, eval_items, cfg.choices, cfg.data_seed)
+        return pool, eval_set
+
+    def _setting(
+        self, cache: ClipCache, teacher: Teacher, student: SpeechAdaptedLM, heard: int
+    ) -> Setting:
+        recipe = self.config.recipe_for(heard)
+        items = self._spoken(cache, build_texts(recipe).stage1, f"stage-I prefixes ({heard})")
+        replay, _ = prepare_rows(scorer_for(teacher, student), items)
+        return Setting(recipe.heard_domains, student, replay)
 
     def _stage1_results(
-        self, teacher: Teacher, stage1: SpeechAdaptedLM, pool: PoolState, eval_set: EvalSet
-    ) -> Results:
-        """Per-domain misalignment of the stage-I student, and its ranking of the clusters."""
+        self, teacher: Teacher, setting: Setting, pool: PoolState, eval_set: EvalSet
+    ) -> dict[str, Any]:
+        """Per-domain misalignment of a stage-I student, and its ranking of the clusters."""
         cfg = self.config
-        evaluation = evaluate(teacher, stage1, eval_set)
-        gaps, counts = cluster_gaps(teacher, stage1, pool, cfg.clusters)
+        heard = set(setting.heard)
+        evaluation = evaluate(teacher, setting.stage1, eval_set)
+        gaps, counts = cluster_gaps(teacher, setting.stage1, pool, cfg.clusters)
         domains = [g.domain for g in pool.glosses]
         clusters = []
         for c in np.argsort(-gaps, kind="stable"):
@@ -268,38 +360,42 @@ class Experiment:
                     "size": int(sum(members.values())),
                     "domain": top,
                     "domain_share": count / sum(members.values()),
-                    "heard": top in self.heard,
+                    "heard": top in heard,
                 }
             )
-        summary = {
-            "evaluation": {**asdict(evaluation), "accuracy_gap": evaluation.accuracy_gap},
-            "eval_rows": len(eval_set.rows),
-            "eval_refused": dict(eval_set.refused),
-            "heard_domains": sorted(self.heard),
+        return {
+            "heard": len(heard),
+            "stage1": {
+                "evaluation": {**asdict(evaluation), "accuracy_gap": evaluation.accuracy_gap},
+                "eval_rows": len(eval_set.rows),
+                "eval_refused": dict(eval_set.refused),
+                "heard_domains": sorted(heard),
+            },
+            "clusters": clusters,
         }
-        return Results(config=asdict(cfg), build={}, stage1=summary, clusters=clusters)
 
     def _arm(
         self,
         arm: Arm,
         seed: int,
+        budgets: Sequence[int],
         teacher: Teacher,
-        stage1: SpeechAdaptedLM,
+        setting: Setting,
         pool: PoolState,
         eval_set: EvalSet,
-        replay: Sequence[PreparedRow],
         cache: ClipCache,
     ) -> list[dict[str, Any]]:
         """Every budget of one arm and seed: pick, fine-tune from stage I, evaluate."""
         cfg = self.config
         k = cfg.clusters
+        stage1, replay = setting.stage1, setting.replay
         strategy = create_strategy(
             SelectSection.model_validate({"strategy": arm.strategy, "salad": {"gamma": arm.gamma}})
         )
         gaps, _ = cluster_gaps(teacher, stage1, pool, k)
         picked = np.zeros(0, dtype=np.int64)
         records = []
-        for step, budget in enumerate(cfg.budgets):
+        for step, budget in enumerate(budgets):
             rng = np.random.default_rng([seed, cfg.arms.index(arm), step])
             if arm.adaptive:
                 eligible = np.ones(len(pool.glosses), dtype=bool)
@@ -312,7 +408,7 @@ class Experiment:
                 picked = np.concatenate([picked, chosen.indices])
             else:
                 picked = strategy.select(Pool(pool.clusters, gaps), Budget(budget), rng).indices
-            label = f"{arm.name} seed {seed} budget {budget}"
+            label = f"{arm.name} seed {seed} budget {budget}, {len(setting.heard)} heard"
             items = self._spoken(cache, [pool.glosses[i] for i in picked], label)
             student = copy.deepcopy(stage1)
             rows, refused = prepare_rows(scorer_for(teacher, student), items)
@@ -331,9 +427,8 @@ class Experiment:
             evaluation = evaluate(teacher, student, eval_set)
             if arm.adaptive:
                 gaps, _ = cluster_gaps(teacher, student, pool, k)
-            records.append(
-                _record(arm, seed, budget, picked, pool, rows, refused, losses, evaluation)
-            )
+            record = _record(arm, seed, budget, picked, pool, rows, refused, losses, evaluation)
+            records.append({"heard": len(setting.heard), **record})
             logger.info(
                 "%s: misalignment %.4f, speech accuracy %.3f",
                 label,

@@ -53,6 +53,14 @@ def main_table(records: Sequence[dict[str, Any]], stage1: dict[str, Any], budget
     return "\n".join(lines)
 
 
+def difference(a: np.ndarray, b: np.ndarray, higher: bool) -> tuple[float, str]:
+    """mean(a) − mean(b), and "better", "worse" or "within spread" (the sum of the sds)."""
+    diff = float(a.mean() - b.mean())
+    spread = sum(float(v.std(ddof=1)) if v.size > 1 else 0.0 for v in (a, b))
+    better = diff > 0 if higher else diff < 0
+    return diff, ("better" if better else "worse") if abs(diff) > spread else "within spread"
+
+
 def comparison_table(records: Sequence[dict[str, Any]], budget: int) -> str:
     """Each arm's difference from random per metric, and whether it exceeds the spread."""
     arms = [a for a in _arms(records) if a != BASELINE_ARM]
@@ -65,14 +73,60 @@ def comparison_table(records: Sequence[dict[str, Any]], budget: int) -> str:
     for arm in arms:
         cells = []
         for key, _, higher in METRICS:
-            a = _values(records, arm, budget, key)
-            b = _values(records, BASELINE_ARM, budget, key)
-            diff = float(a.mean() - b.mean())
-            spread = sum(float(v.std(ddof=1)) if v.size > 1 else 0.0 for v in (a, b))
-            better = diff > 0 if higher else diff < 0
-            verdict = ("better" if better else "worse") if abs(diff) > spread else "within spread"
+            diff, verdict = difference(
+                _values(records, arm, budget, key),
+                _values(records, BASELINE_ARM, budget, key),
+                higher,
+            )
             cells.append(f"{diff:+.4f} ({verdict})")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def setting_records(results: dict[str, Any], heard: int) -> list[dict[str, Any]]:
+    """The records of the sweep's setting whose student heard `heard` domains."""
+    return [r for r in results["records"] if r["heard"] == heard]
+
+
+def sweep_table(results: dict[str, Any]) -> str:
+    """Per concentration: the stage-I gap, where random spends its budget, and whether
+    each arm beats random (held-out misalignment, MC gap) beyond the spread."""
+    lines = [
+        "| heard domains | stage I: heard / unheard misalignment | random's picks in heard "
+        "domains | arm | held-out misalignment | Δ vs random | MC gap (text − speech) "
+        "| Δ vs random |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for setting in results["settings"]:
+        records = setting_records(results, setting["heard"])
+        budget = max(int(r["budget"]) for r in records)
+        stage1 = setting["stage1"]
+        heard = stage1["heard_domains"]
+        parts = heard_and_unheard(stage1["evaluation"]["by_domain"], set(heard))
+        random_picks = [r for r in records if r["arm"] == BASELINE_ARM and r["budget"] == budget]
+        in_heard = np.mean(
+            [
+                sum(c for d, c in r["picked_domains"].items() if d in heard) / max(1, r["picked"])
+                for r in random_picks
+            ]
+        )
+        first = (
+            f"{len(heard)} of 12 (budget {budget}) | {parts[0]:.4f} / {parts[1]:.4f} "
+            f"| {in_heard:.0%}"
+        )
+        for arm in _arms(records):
+            cells = []
+            for key, higher in (("misalignment", False), ("accuracy_gap", False)):
+                values = _values(records, arm, budget, key)
+                if arm == BASELINE_ARM:
+                    cells += [_fmt(values), "-"]
+                    continue
+                diff, verdict = difference(
+                    values, _values(records, BASELINE_ARM, budget, key), higher
+                )
+                cells += [_fmt(values), f"{diff:+.4f} ({verdict})"]
+            lines.append(f"| {first} | {arm} | " + " | ".join(cells) + " |")
+            first = " | |"
     return "\n".join(lines)
 
 
@@ -198,9 +252,10 @@ def _listed(values: Sequence[Any]) -> str:
 
 def results_markdown(results: dict[str, Any], plot_name: str, command: str) -> str:
     """The generated part of docs/experiments.md: setup, expected-first checks, tables."""
-    records = results["records"]
-    stage1 = results["stage1"]
-    build = results["build"]
+    first = results["settings"][0]
+    records = setting_records(results, first["heard"])
+    stage1 = first["stage1"]
+    build = first["build"]
     budget = max(int(r["budget"]) for r in records)
     teacher = build["teacher"]
     s1 = build["stage1"]
@@ -211,7 +266,10 @@ def results_markdown(results: dict[str, Any], plot_name: str, command: str) -> s
         f"Command: `{command}` ({results['seconds'] / 60:.1f} minutes; "
         f"{config['pool_per_domain'] * 12} pool texts in {config['clusters']} clusters, "
         f"{config['probes_per_cluster']} probes a cluster, budgets {_listed(config['budgets'])}, "
-        f"seeds {_listed(config['seeds'])}, {len(stage1['heard_domains'])} heard domains).",
+        f"seeds {_listed(config['seeds'])}, {len(stage1['heard_domains'])} heard domains; "
+        f"sweep over {_listed(config['concentrations'])} heard domains with "
+        f"{_listed(config['sweep_arms'])} at {config['budgets'][-1]} texts; "
+        f"{results['encoded_clips']} distinct clips through the frozen encoder).",
         "",
         f"- Teacher: held-out perplexity **{teacher['perplexity']:.1f}** against "
         f"**{teacher['unigram_perplexity']:.1f}** for a unigram model, on "
@@ -229,7 +287,7 @@ def results_markdown(results: dict[str, Any], plot_name: str, command: str) -> s
         "",
         "Clusters of the pool ranked by the stage-I student's probe gap:",
         "",
-        cluster_table(results["clusters"]),
+        cluster_table(first["clusters"]),
         "",
         f"Where each arm spent the largest budget ({budget} texts), mean over seeds:",
         "",
@@ -245,7 +303,15 @@ def results_markdown(results: dict[str, Any], plot_name: str, command: str) -> s
         "",
         "Held-out misalignment by where it is measured (domains weigh the same):",
         "",
-        focus_table(records, stage1, results["clusters"], budget),
+        focus_table(records, stage1, first["clusters"], budget),
+        "",
+        "### The concentration sweep: does selection win where random wastes budget?",
+        "",
+        "Each setting's stage-I student heard more of the pool's domains (the same teacher, "
+        "pool, probes and evaluation set); each arm fine-tunes it at the largest budget, "
+        "mean ± sd over seeds, better/worse only beyond the sum of the two sds:",
+        "",
+        sweep_table(results),
         "",
         f"![held-out misalignment and spoken accuracy against budget]({plot_name})",
         "",

@@ -107,6 +107,11 @@ def main(argv: list[str]) -> None:
     text_mc: dict[str, float] = {}
     with torch_threads(TRAIN_THREADS):
         teacher, found = students(recipe, args.seeds, cache_root)
+        if not recipe.encoder.trainable:
+            # The students share one frozen encoder: each clip is encoded once for all.
+            memo = found[0].new_frame_memo()
+            for student in found[1:]:
+                student.use_frame_memo(memo)
         _, _, eval_glosses = draw_glosses(config)
         with ClipCache(cache_root, speech_settings(recipe.voice)) as cache:
             own, _ = spoken_prefixes(eval_glosses, cache, "evaluation prefixes")

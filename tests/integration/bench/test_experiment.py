@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.experiment_arms import REDUCED_EXPERIMENT
 from bench.experiment_report import BEGIN_MARK, END_MARK
+from saladpipe.models import fingerprint_dir
 from tests import REPO
 
 
@@ -29,13 +30,17 @@ def test_reduced_experiment_trains_and_evaluates_every_arm(tmp_path: Path) -> No
     results = json.loads((docs / "experiments_results.json").read_text())
     config = REDUCED_EXPERIMENT
     records = results["records"]
+    # Every arm and budget from the build's own student; the sweep's arms at the largest
+    # budget from each student that heard more domains.
     expected = {
-        (arm.name, seed, budget)
-        for arm in config.arms
+        (heard, arm.name, seed, budget)
+        for heard in config.concentrations
+        for arm in config.arms_for(heard)[0]
         for seed in config.seeds
-        for budget in config.budgets
+        for budget in config.arms_for(heard)[1]
     }
-    assert {(r["arm"], r["seed"], r["budget"]) for r in records} == expected
+    assert {(r["heard"], r["arm"], r["seed"], r["budget"]) for r in records} == expected
+    assert {r["arm"] for r in records if r["heard"] == 3} == set(config.sweep_arms)
     for record in records:
         assert record["picked"] == record["budget"]
         assert record["trained_rows"] + sum(record["refused_rows"].values()) <= record["picked"]
@@ -43,15 +48,29 @@ def test_reduced_experiment_trains_and_evaluates_every_arm(tmp_path: Path) -> No
         for key in ("misalignment", "forgetting", "text_accuracy", "speech_accuracy"):
             assert math.isfinite(record[key]), (record["arm"], key)
         assert record["scored"] > 0
-    stage1 = results["stage1"]
-    assert set(stage1["evaluation"]["by_domain"]) >= set(config.build.heard_domains)
-    assert len(results["clusters"]) == config.clusters
+    settings = results["settings"]
+    assert [s["heard"] for s in settings] == list(config.concentrations)
+    for setting in settings:
+        heard = setting["stage1"]["heard_domains"]
+        assert heard == sorted(config.heard_order[: setting["heard"]])
+        assert setting["build"]["stage1"]["heard_domains"] == heard
+        assert set(setting["stage1"]["evaluation"]["by_domain"]) >= set(heard)
+        assert len(setting["clusters"]) == config.clusters
+    # One teacher for every setting (the sweep trains only new students).
+    models = cache / "models"
+    assert len(list(models.glob("teacher-*"))) == 1
+    builds = sorted(models.glob("trained-*"))
+    assert len(builds) == len(config.concentrations)
+    assert len({fingerprint_dir(b / "teacher") for b in builds}) == 1
+    # The frozen encoder heard each distinct clip once, however many students heard it.
+    assert 0 < results["encoded_clips"] <= results["speech"]["asked"]
 
     text = (docs / "experiments.md").read_text()
     assert text.startswith("# Experiments\n\nA reading kept as it is.\n")
     assert text.count(BEGIN_MARK) == 1 and text.count(END_MARK) == 1
     for arm in config.arms:
         assert f"| {arm.name} |" in text
+    assert "concentration sweep" in text and "| 3 of 12 (budget 8) |" in text
     assert (docs / "experiments_misalignment.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # The tables re-rendered from the saved results, without training, are the same.
