@@ -14,6 +14,7 @@ another row's clip and than silence, in misalignment and in spoken accuracy, and
 spoken accuracy above chance, each by more than twice the spread over seeds.
 
 Usage: .venv/bin/python -m bench.hearing [--encoder pretrained|scratch] [--seeds 0 1 2]
+                                         [--reduced]
 About 10 minutes on 2 CPU cores for three seeds when the build and its clips are
 cached (the experiment's cache), longer when it must build or speak them first.
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.experiment_arms import ExperimentConfig, draw_glosses
+from bench.experiment_arms import REDUCED_EXPERIMENT, ExperimentConfig, draw_glosses
 from saladpipe.data_schemas.config import ModelSpec
 from saladpipe.data_schemas.layout import cache_dir
 from saladpipe.models.loading import Teacher, load_student, load_teacher
@@ -81,10 +82,12 @@ def students(
     built = load_student(ModelSpec(source=str(dirs[BUILTIN_STUDENT])), "cpu", "float32")
     assert isinstance(built, SpeechAdaptedLM)
     found = [built]
+    # The students share one frozen encoder: each clip is encoded once for all of them.
+    memo = None if recipe.encoder.trainable else built.new_frame_memo()
     if len(seeds) > 1:
         with ClipCache(cache_root, speech_settings(recipe.voice)) as cache:
             items, _ = spoken_prefixes(build_texts(recipe).stage1, cache, "stage-I prefixes")
-        found += [train_stage1(teacher, items, recipe, seed).student for seed in seeds[1:]]
+        found += [train_stage1(teacher, items, recipe, seed, memo).student for seed in seeds[1:]]
     return teacher, found
 
 
@@ -97,21 +100,24 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--cache", type=Path, default=None, help="default: the saladpipe cache")
     parser.add_argument("--encoder", choices=("pretrained", "scratch"), default="pretrained")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--reduced", action="store_true", help="the reduced experiment's models (the CI test's)"
+    )
     args = parser.parse_args(argv)
     cache_root = args.cache or cache_dir()
-    recipe = NAMED_RECIPES["scratch" if args.encoder == "scratch" else "default"]
-    config = ExperimentConfig(build=recipe)
+    if args.reduced:
+        # Enough held-out rows that the heard side can make 4-way questions.
+        config = dataclasses.replace(REDUCED_EXPERIMENT, eval_per_domain=3)
+    else:
+        recipe = NAMED_RECIPES["scratch" if args.encoder == "scratch" else "default"]
+        config = ExperimentConfig(build=recipe)
+    recipe = config.build
     heard = set(recipe.heard_domains)
     # (side, variant) -> metric -> one value per seed
     table: dict[tuple[str, str], dict[str, list[float]]] = {}
     text_mc: dict[str, float] = {}
     with torch_threads(TRAIN_THREADS):
         teacher, found = students(recipe, args.seeds, cache_root)
-        if not recipe.encoder.trainable:
-            # The students share one frozen encoder: each clip is encoded once for all.
-            memo = found[0].new_frame_memo()
-            for student in found[1:]:
-                student.use_frame_memo(memo)
         _, _, eval_glosses = draw_glosses(config)
         with ClipCache(cache_root, speech_settings(recipe.voice)) as cache:
             own, _ = spoken_prefixes(eval_glosses, cache, "evaluation prefixes")
@@ -132,7 +138,7 @@ def main(argv: list[str]) -> None:
                     text_mc[side] = result.text_accuracy
     print(f"machine: {platform.processor() or platform.machine()}, torch threads {TRAIN_THREADS}")
     print(
-        f"stage-I students ({args.encoder} encoder, seeds {args.seeds}), "
+        f"stage-I students ({type(recipe.encoder).__name__}, seeds {args.seeds}), "
         f"{len(own)} held-out prefixes, heard domains: {', '.join(sorted(heard))}"
     )
     print("\n| domains | each prefix heard as | misalignment | spoken MC | text MC (teacher) |")

@@ -36,6 +36,7 @@ from saladpipe.data_schemas.config import ModelSpec
 from saladpipe.data_schemas.layout import cache_dir
 from saladpipe.models.builtin import TRAINED_NAMES
 from saladpipe.models.distillation import PreparedRow
+from saladpipe.models.frame_memo import FrameMemo
 from saladpipe.models.loading import Teacher, load_teacher
 from saladpipe.models.speech_lm import SpeechAdaptedLM
 from saladpipe.progress import logger
@@ -124,13 +125,20 @@ class Stage1:
 
 
 def train_stage1(
-    teacher: Teacher, items: Sequence[SpokenPrefix], recipe: BuildRecipe, seed: int
+    teacher: Teacher,
+    items: Sequence[SpokenPrefix],
+    recipe: BuildRecipe,
+    seed: int,
+    frame_memo: FrameMemo | None = None,
 ) -> Stage1:
     """A new student distilled from `teacher` on the spoken prefixes (stage I).
 
     The build calls it with the recipe's seed; other seeds give the spread of students
-    one teacher and one set of clips can yield (bench/hearing.py)."""
+    one teacher and one set of clips can yield (bench/hearing.py), and may share the
+    frames of a frozen encoder through `frame_memo`."""
     student = new_student(teacher.model, teacher.tokenizer, recipe.encoder, seed)
+    if frame_memo is not None:
+        student.use_frame_memo(frame_memo)
     rows, refused = prepare_rows(scorer_for(teacher, student), items)
     losses = distill(
         teacher,

@@ -161,3 +161,25 @@ def test_the_hearing_gate_passes_only_margins_beyond_twice_the_spread() -> None:
     assert sorted(id(x.audio) for x in heard_as[VARIANTS[1]]) == sorted(id(x.audio) for x in own)
     assert [x.audio.shape for x in heard_as[VARIANTS[2]]] == [x.audio.shape for x in own]
     assert not any(x.audio.any() for x in heard_as[VARIANTS[2]])
+
+
+def test_the_hearing_bench_runs_and_gives_every_verdict(tmp_path: Path) -> None:
+    """bench/hearing.py end to end on the reduced models: two seeds, both sides, the
+    three ways of hearing each prefix, and the gate's five verdicts."""
+    from bench.hearing import VARIANTS
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.hearing", "--reduced", "--seeds", "0", "1"],
+        cwd=REPO,
+        env={**os.environ, "SALADPIPE_CACHE": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| heard |")]
+    assert [row.split("|")[2].strip() for row in rows] == list(VARIANTS)
+    assert sum(line.startswith("| unheard |") for line in done.stdout.splitlines()) == 3
+    verdicts = [line for line in done.stdout.splitlines() if line[:5] in ("PASS:", "FAIL:")]
+    assert len(verdicts) == 5
+    assert "PretrainedEncoderRecipe, seeds [0, 1]" in done.stdout
