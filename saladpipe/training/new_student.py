@@ -22,6 +22,7 @@ from transformers import (
     WhisperModel,
 )
 
+from saladpipe.assets.whisper_window import cut_positions, window_features, window_positions
 from saladpipe.data_schemas.config import is_builtin
 from saladpipe.models.configs import whisper_encoder_config
 from saladpipe.models.speech_lm import AdapterConfig, FrameStackAdapter, SpeechAdaptedLM
@@ -31,6 +32,7 @@ from saladpipe.training.speech import SAMPLE_RATE
 
 # Whisper's log-mel front end: 10 ms hops, two mel frames per encoder frame.
 WHISPER_HOP = 160
+WHISPER_N_FFT = 400
 
 
 def new_student(
@@ -77,12 +79,7 @@ def pretrained_encoder(folder: Path, window_s: int) -> tuple[WhisperModel, Whisp
         folder, use_safetensors=True, local_files_only=True, trust_remote_code=False
     )
     source = full.config
-    positions = window_s * SAMPLE_RATE // WHISPER_HOP // 2
-    if positions > source.max_source_positions:
-        raise ValueError(
-            f"window_s {window_s} is longer than the checkpoint's "
-            f"{source.max_source_positions * 2 * WHISPER_HOP // SAMPLE_RATE} s window"
-        )
+    positions = window_positions(window_s, SAMPLE_RATE, WHISPER_HOP, source.max_source_positions)
     config = whisper_encoder_config(
         width=source.d_model,
         layers=source.encoder_layers,
@@ -93,13 +90,10 @@ def pretrained_encoder(folder: Path, window_s: int) -> tuple[WhisperModel, Whisp
     )
     model = WhisperModel(config)
     state = full.model.encoder.state_dict()
-    state["embed_positions.weight"] = state["embed_positions.weight"][:positions]
+    cut_positions(state, "embed_positions.weight", positions)
     model.encoder.load_state_dict(state)
-    features = WhisperFeatureExtractor(
-        feature_size=source.num_mel_bins,
-        sampling_rate=SAMPLE_RATE,
-        hop_length=WHISPER_HOP,
-        chunk_length=window_s,
+    features = window_features(
+        source.num_mel_bins, SAMPLE_RATE, WHISPER_HOP, WHISPER_N_FFT, window_s
     )
     return model.eval(), features
 

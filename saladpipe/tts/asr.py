@@ -17,6 +17,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from saladpipe.assets.whisper import resolve_whisper_source
+from saladpipe.assets.whisper_window import cut_positions, window_features, window_positions
 from saladpipe.data_schemas.config import AsrCheck
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.tts.audio import resample
@@ -179,22 +180,19 @@ def short_window(model: Any, features: Any, seconds: int) -> tuple[Any, Any]:
     tests/integration/assets/test_whisper_conversion.py)."""
     import copy
 
-    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+    from transformers import WhisperForConditionalGeneration
 
     config = copy.deepcopy(model.config)
-    positions = seconds * features.sampling_rate // features.hop_length // 2
+    positions = window_positions(
+        seconds, features.sampling_rate, features.hop_length, config.max_source_positions
+    )
     config.max_source_positions = positions
     short = WhisperForConditionalGeneration(config)
     state = model.state_dict()
-    key = "model.encoder.embed_positions.weight"
-    state[key] = state[key][:positions]
+    cut_positions(state, "model.encoder.embed_positions.weight", positions)
     short.load_state_dict(state, assign=True)
     short.generation_config = model.generation_config
-    short_features = WhisperFeatureExtractor(
-        feature_size=features.feature_size,
-        sampling_rate=features.sampling_rate,
-        hop_length=features.hop_length,
-        n_fft=features.n_fft,
-        chunk_length=seconds,
+    short_features = window_features(
+        features.feature_size, features.sampling_rate, features.hop_length, features.n_fft, seconds
     )
     return short.to(model.device).eval(), short_features
