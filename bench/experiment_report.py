@@ -209,6 +209,49 @@ def focus_table(
     return "\n".join(lines)
 
 
+def share_and_gain(
+    records: Sequence[dict[str, Any]], stage1_by_domain: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every (record, domain): the domain's share of the record's picks, and how much
+    the record's fine-tune lowered that domain's misalignment from stage I."""
+    shares, gains = [], []
+    for r in records:
+        for domain, before in stage1_by_domain.items():
+            if domain in r["by_domain"]:
+                shares.append(r["picked_domains"].get(domain, 0) / max(1, r["picked"]))
+                gains.append(before - r["by_domain"][domain])
+    return np.array(shares), np.array(gains)
+
+
+def transfer_table(results: dict[str, Any]) -> str:
+    """Does a domain gain more when more of the budget is spent on it? Per setting, over
+    every arm and seed at the largest budget: the least-squares gain per 10 points of
+    pick share, Pearson's r, and the gain of a domain that got no picks at all."""
+    lines = [
+        "| heard domains | gain per +10 % of picks (nats/token) | r | mean gain with no picks "
+        "| mean gain with picks |",
+        "|---|---|---|---|---|",
+    ]
+    for setting in results["settings"]:
+        records = setting_records(results, setting["heard"])
+        budget = max(int(r["budget"]) for r in records)
+        at_budget = [r for r in records if r["budget"] == budget]
+        shares, gains = share_and_gain(at_budget, setting["stage1"]["evaluation"]["by_domain"])
+        if shares.size < 2 or np.ptp(shares) == 0:
+            continue
+        slope = round(float(np.polyfit(shares, gains, 1)[0]), 9) + 0.0
+        # Gains that are all the same do not follow the picks at all: r = 0.
+        r = float(np.corrcoef(shares, gains)[0, 1]) if np.ptp(gains) > 0 else 0.0
+        none = gains[shares == 0]
+        some = gains[shares > 0]
+        lines.append(
+            f"| {setting['heard']} of 12 | {slope / 10:+.4f} | {r:+.2f} | "
+            f"{none.mean() if none.size else float('nan'):.4f} | "
+            f"{some.mean() if some.size else float('nan'):.4f} |"
+        )
+    return "\n".join(lines)
+
+
 def plot(records: Sequence[dict[str, Any]], stage1: dict[str, Any], path: Path) -> Path:
     """Held-out misalignment and spoken accuracy against budget, one line per arm (± sd)."""
     import matplotlib
@@ -312,6 +355,12 @@ def results_markdown(results: dict[str, Any], plot_name: str, command: str) -> s
         "mean ± sd over seeds, better/worse only beyond the sum of the two sds:",
         "",
         sweep_table(results),
+        "",
+        "Does a domain gain more when more of the budget goes to it? Over every arm and seed "
+        "at the largest budget, each (fine-tune, domain) pair: its share of the picks "
+        "against its drop in misalignment from stage I:",
+        "",
+        transfer_table(results),
         "",
         f"![held-out misalignment and spoken accuracy against budget]({plot_name})",
         "",

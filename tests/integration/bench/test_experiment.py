@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from bench.experiment_arms import REDUCED_EXPERIMENT
 from bench.experiment_report import BEGIN_MARK, END_MARK
 from saladpipe.models import fingerprint_dir
@@ -127,6 +129,43 @@ def test_differences_count_only_beyond_the_spread() -> None:
     assert cells[0] == "-0.5000 (better)"  # lower misalignment, far beyond the spread
     assert cells[1] == "+0.0100 (within spread)"
     assert cells[2] == "-0.0100 (within spread)"
+
+
+def test_transfer_measures_how_much_a_domain_gains_per_share_of_the_picks() -> None:
+    """Gains that follow the picks give slope and r; gains that do not give r near 0."""
+    from bench.experiment_report import share_and_gain, transfer_table
+
+    stage1 = {"a": 1.0, "b": 1.0, "c": 1.0}
+
+    def record(seed: int, picks: dict[str, int], by_domain: dict[str, float]) -> dict[str, object]:
+        return {
+            "arm": "random",
+            "seed": seed,
+            "budget": 10,
+            "heard": 1,
+            "picked": 10,
+            "picked_domains": picks,
+            "by_domain": by_domain,
+        }
+
+    # Each domain drops by 0.05 per pick (0.5 at a full share).
+    following = [
+        record(0, {"a": 10}, {"a": 0.5, "b": 1.0, "c": 1.0}),
+        record(1, {"a": 5, "b": 5}, {"a": 0.75, "b": 0.75, "c": 1.0}),
+    ]
+    shares, gains = share_and_gain(following, stage1)
+    assert shares.tolist() == [1.0, 0.0, 0.0, 0.5, 0.5, 0.0]
+    assert np.allclose(gains, [0.5, 0.0, 0.0, 0.25, 0.25, 0.0])
+    settings = [{"heard": 1, "stage1": {"evaluation": {"by_domain": stage1}}}]
+    row = transfer_table({"settings": settings, "records": following}).splitlines()[-1]
+    assert row.startswith("| 1 of 12 | +0.0500 | +1.00 | 0.0000 | 0.3333 |")
+    # Every domain gains the same whatever the picks: nothing to steer.
+    flat = [
+        record(0, {"a": 10}, {"a": 0.8, "b": 0.8, "c": 0.8}),
+        record(1, {"b": 10}, {"a": 0.8, "b": 0.8, "c": 0.8}),
+    ]
+    row = transfer_table({"settings": settings, "records": flat}).splitlines()[-1]
+    assert "| +0.0000 |" in row and "| 0.2000 | 0.2000 |" in row
 
 
 def test_the_hearing_gate_passes_only_margins_beyond_twice_the_spread() -> None:
