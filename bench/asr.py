@@ -14,40 +14,18 @@ Usage: .venv/bin/python -m bench.asr [--clips 48] [--repeats 2] [--window 10]
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-import torch
 
+from bench.machine import machine
 from saladpipe.data_schemas.config import AsrCheck
 from saladpipe.data_schemas.layout import cache_dir
 from saladpipe.training.speech import SAMPLE_RATE, ClipCache, speech_settings
 from saladpipe.training.texts import sample_all, split_glosses
 from saladpipe.tts.asr import Transcriber, character_error_rate
-
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
-
-
-def machine() -> str:
-    """CPU model and the vector flags torch's CPU kernels may use (from /proc/cpuinfo)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        if line.startswith("model name") and model in ("", platform.machine()):
-            model = line.split(":", 1)[1].strip()
-        elif line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-    present = ", ".join(f for f in FLAGS if f in flags) or "none of " + ", ".join(FLAGS)
-    return (
-        f"{model}; flags: {present}; torch {torch.__version__}, {torch.get_num_threads()} threads"
-    )
 
 
 def clips(count: int, longest_s: float) -> tuple[list[str], list[np.ndarray]]:

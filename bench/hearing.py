@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.experiment_arms import REDUCED_EXPERIMENT, ExperimentConfig, draw_glosses
+from bench.machine import machine
 from saladpipe.data_schemas.config import ModelSpec
 from saladpipe.data_schemas.layout import cache_dir
 from saladpipe.models.loading import Teacher, load_student, load_teacher
@@ -136,7 +136,7 @@ def main(argv: list[str]) -> None:
                     cell["misalignment"].append(result.misalignment)
                     cell["speech MC"].append(result.speech_accuracy)
                     text_mc[side] = result.text_accuracy
-    print(f"machine: {platform.processor() or platform.machine()}, torch threads {TRAIN_THREADS}")
+    print(f"machine: {machine()}; training on {TRAIN_THREADS} thread(s)")
     print(
         f"stage-I students ({type(recipe.encoder).__name__}, seeds {args.seeds}), "
         f"{len(own)} held-out prefixes, heard domains: {', '.join(sorted(heard))}"
