@@ -174,9 +174,9 @@ def short_window(model: Any, features: Any, seconds: int) -> tuple[Any, Any]:
     """The same Whisper (weights shared, not copied) hearing a `seconds` window.
 
     Whisper pads every input to 30 s; a few-second clip heard through a 10 s window
-    (the position table cut to its first third) costs a third: 0.15 s instead of 0.44 s
-    a clip on 2 cores, for Piper clips of WordNet glosses a mean CER of 0.069 instead of
-    0.058 (46 clips up to 8 s, measured once; the routing is tested in
+    (the position table cut to its first third) costs 2.56x less: 0.174 s instead of
+    0.445 s a clip on 2 cores, for Piper clips of WordNet glosses a mean CER of 0.067
+    instead of 0.060 (bench/asr.py, docs/benchmarks.md; the routing is tested in
     tests/integration/assets/test_whisper_conversion.py)."""
     import copy
 
