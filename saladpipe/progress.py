@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from tqdm import tqdm
@@ -64,3 +66,21 @@ class Progress:
         if exc_type is None:
             elapsed = time.monotonic() - self._start
             logger.info("%s: %s in %.1f s", self.description, self._summary(), elapsed)
+
+
+@contextmanager
+def progress_to_stderr() -> Iterator[None]:
+    """Progress lines of a long step run before any flow (the first model build) reach
+    stderr even where nothing configured logging: off a terminal there is no bar, and a
+    silent step of minutes looks hung. The handler goes when the step ends, so the flow's
+    own logging does not print the lines twice."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from saladpipe.data_schemas.errors import ConfigError
@@ -14,16 +13,15 @@ RECIPES = ("default", "scratch", "reduced")
 def _build(args: argparse.Namespace) -> int:
     from saladpipe.data_schemas.build_report import BuildReport
     from saladpipe.data_schemas.layout import cache_dir
+    from saladpipe.progress import progress_to_stderr
     from saladpipe.training.build import BUILTIN_STUDENT, BUILTIN_TEACHER, ensure_models
     from saladpipe.training.recipe import DEFAULT_RECIPE, NAMED_RECIPES
 
     if args.seed < 0:
         raise ConfigError(f"--seed: must be at least 0 (got {args.seed})")
-    logging.getLogger("saladpipe").setLevel(logging.INFO)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(message)s")
     recipe = NAMED_RECIPES[args.recipe].with_seed(args.seed)
-    dirs = ensure_models(recipe, args.cache or cache_dir(), force=args.force)
+    with progress_to_stderr():
+        dirs = ensure_models(recipe, args.cache or cache_dir(), force=args.force)
     report = BuildReport.read(dirs[BUILTIN_TEACHER].parent)
     teacher, stage1 = report.teacher, report.stage1
     print(f"teacher: {dirs[BUILTIN_TEACHER]}")

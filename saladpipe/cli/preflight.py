@@ -22,6 +22,7 @@ from saladpipe.flows.lock import RunLock
 from saladpipe.models import builtin
 from saladpipe.models.loading import BuiltinDirs
 from saladpipe.pipeline import ingest, ledger
+from saladpipe.progress import progress_to_stderr
 from saladpipe.selectors import create_strategy
 from saladpipe.tts.voices import check_voices
 
@@ -124,4 +125,5 @@ def trained_models(config: RunConfig) -> BuiltinDirs:
     from saladpipe.training.build import ensure_models
     from saladpipe.training.recipe import DEFAULT_RECIPE
 
-    return tuple(sorted(ensure_models(DEFAULT_RECIPE, cache_dir()).items()))
+    with progress_to_stderr():
+        return tuple(sorted(ensure_models(DEFAULT_RECIPE, cache_dir()).items()))

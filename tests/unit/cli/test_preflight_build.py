@@ -1,0 +1,42 @@
+"""The first model build runs before any flow: its progress must still be seen."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+import saladpipe.training.build as build
+from saladpipe.cli import default_config
+from saladpipe.cli.preflight import trained_models
+from saladpipe.progress import Progress, logger, progress_to_stderr
+
+
+def test_progress_reaches_stderr_during_the_step_and_not_after(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    level = logger.level
+    with progress_to_stderr(), Progress("stage-I distillation", 2, "steps") as progress:
+        progress.update(2)
+    assert "stage-I distillation: 2/2 steps in" in capsys.readouterr().err
+    logger.info("a line of the flow, which logs through its own handlers")
+    assert "a line of the flow" not in capsys.readouterr().err
+    assert logger.level == level
+    assert not [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+
+
+def test_the_run_s_model_build_logs_its_progress(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`saladpipe run` on the embedded default builds the trained models in its preflight,
+    off a terminal too (CI, a scheduler): every progress line shows."""
+
+    def fake_build(recipe: object, cache_root: Path) -> dict[str, Path]:
+        logger.info("teacher: held-out perplexity 50.1")
+        return {"trained-teacher": tmp_path / "t", "trained-student": tmp_path / "s"}
+
+    monkeypatch.setattr(build, "ensure_models", fake_build)
+    dirs = trained_models(default_config())
+    assert dict(dirs) == {"trained-teacher": tmp_path / "t", "trained-student": tmp_path / "s"}
+    assert "teacher: held-out perplexity 50.1" in capsys.readouterr().err
