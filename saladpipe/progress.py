@@ -71,16 +71,20 @@ class Progress:
 @contextmanager
 def progress_to_stderr() -> Iterator[None]:
     """Progress lines of a long step run before any flow (the first model build) reach
-    stderr even where nothing configured logging: off a terminal there is no bar, and a
-    silent step of minutes looks hung. The handler goes when the step ends, so the flow's
-    own logging does not print the lines twice."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    stderr: off a terminal there is no bar, and a silent step of minutes looks hung.
+
+    The level is raised for the step; a handler is added only where the logger has none
+    of its own (Prefect's logging gives it one, which then prints each line once), and
+    both go when the step ends."""
+    handler = None if logger.handlers else logging.StreamHandler(sys.stderr)
     level = logger.level
-    logger.addHandler(handler)
+    if handler is not None:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
+        if handler is not None:
+            logger.removeHandler(handler)
         logger.setLevel(level)

@@ -26,6 +26,19 @@ def test_progress_reaches_stderr_during_the_step_and_not_after(
     assert not [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
 
 
+def test_a_logger_with_its_own_handler_prints_each_line_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under Prefect the saladpipe logger already has a handler: no second one is added."""
+    own = logging.StreamHandler()  # writes to stderr, as Prefect's console handler does
+    monkeypatch.setattr(logger, "handlers", [own])
+    with progress_to_stderr():
+        assert logger.handlers == [own]
+        logger.info("train teacher: 94/1875 steps")
+    assert capsys.readouterr().err.count("train teacher: 94/1875 steps") == 1
+    assert logger.handlers == [own]
+
+
 def test_the_run_s_model_build_logs_its_progress(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
