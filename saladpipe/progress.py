@@ -73,10 +73,10 @@ def progress_to_stderr() -> Iterator[None]:
     """Progress lines of a long step run before any flow (the first model build) reach
     stderr: off a terminal there is no bar, and a silent step of minutes looks hung.
 
-    The level is raised for the step; a handler is added only where the logger has none
-    of its own (Prefect's logging gives it one, which then prints each line once), and
-    both go when the step ends."""
-    handler = None if logger.handlers else logging.StreamHandler(sys.stderr)
+    The level is raised for the step; a handler is added only where no handler would
+    see the lines (under Prefect the root logger has its console handler, which then
+    prints each line once), and both go when the step ends."""
+    handler = None if logger.hasHandlers() else logging.StreamHandler(sys.stderr)
     level = logger.level
     if handler is not None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
