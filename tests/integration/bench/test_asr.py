@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-from tests import REPO
+from tests.integration.bench import run_bench
 
 
 def test_asr_bench_compares_the_short_window_with_the_full_one(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.asr", "--clips", "3", "--repeats", "1"],
-        cwd=REPO,
-        env={**os.environ, "SALADPIPE_CACHE": str(tmp_path / "cache")},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_bench("bench.asr", tmp_path / "cache", "--clips", "3", "--repeats", "1")
     out = done.stdout
     assert re.search(r"^machine: .+; flags: .+; torch ", out, re.MULTILINE)
     assert "3 Piper clips of glosses" in out

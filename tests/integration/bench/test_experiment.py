@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ import numpy as np
 from bench.experiment_arms import REDUCED_EXPERIMENT
 from bench.experiment_report import BEGIN_MARK, END_MARK
 from saladpipe.models import fingerprint_dir
-from tests import REPO
+from tests.integration.bench import run_bench
 
 
 def test_reduced_experiment_trains_and_evaluates_every_arm(tmp_path: Path) -> None:
@@ -93,16 +91,7 @@ def test_reduced_experiment_trains_and_evaluates_every_arm(tmp_path: Path) -> No
 
 def _experiment_script(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """bench/experiment.py with `args`, its models and clips under `cache`; must succeed."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.experiment", *args],
-        cwd=REPO,
-        env={**os.environ, "SALADPIPE_CACHE": str(cache)},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+    return run_bench("bench.experiment", cache, *args)
 
 
 def _record(arm: str, seed: int, misalignment: float, accuracy: float) -> dict[str, object]:
@@ -207,15 +196,7 @@ def test_the_hearing_bench_runs_and_gives_every_verdict(tmp_path: Path) -> None:
     three ways of hearing each prefix, and the gate's five verdicts."""
     from bench.hearing import VARIANTS
 
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.hearing", "--reduced", "--seeds", "0", "1"],
-        cwd=REPO,
-        env={**os.environ, "SALADPIPE_CACHE": str(tmp_path / "cache")},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_bench("bench.hearing", tmp_path / "cache", "--reduced", "--seeds", "0", "1")
     rows = [line for line in done.stdout.splitlines() if line.startswith("| heard |")]
     assert [row.split("|")[2].strip() for row in rows] == list(VARIANTS)
     assert sum(line.startswith("| unheard |") for line in done.stdout.splitlines()) == 3
