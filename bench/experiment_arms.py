@@ -276,21 +276,17 @@ class Experiment:
         with torch_threads(TRAIN_THREADS):
             # Every setting's teacher is the same one (one seed, one teacher recipe).
             teacher = load_teacher(ModelSpec(source=str(first[BUILTIN_TEACHER])), "cpu", "float32")
+            students = {heard: self._student(dirs) for heard, dirs in builds.items()}
             memo = None
+            if not cfg.build.encoder.trainable:
+                # One frozen encoder for all settings: each clip is encoded once.
+                memo = students[cfg.concentrations[0]].new_frame_memo()
+                for student in students.values():
+                    student.use_frame_memo(memo)
             with ClipCache(self.cache_root, speech_settings(cfg.build.voice)) as cache:
-                pool, eval_set = None, None
+                pool, eval_set = self._data(cache, teacher, students[cfg.concentrations[0]])
                 for heard, dirs in builds.items():
-                    student = load_student(
-                        ModelSpec(source=str(dirs[BUILTIN_STUDENT])), "cpu", "float32"
-                    )
-                    assert isinstance(student, SpeechAdaptedLM)
-                    if not cfg.build.encoder.trainable:
-                        # One frozen encoder for all settings: each clip is encoded once.
-                        if memo is None:
-                            memo = student.new_frame_memo()
-                        student.use_frame_memo(memo)
-                    if pool is None or eval_set is None:
-                        pool, eval_set = self._data(cache, teacher, student)
+                    student = students[heard]
                     setting = self._setting(cache, teacher, student, heard)
                     summary = self._stage1_results(teacher, setting, pool, eval_set)
                     summary["build"] = asdict(BuildReport.read(dirs[BUILTIN_TEACHER].parent))
@@ -309,6 +305,12 @@ class Experiment:
         results.encoded_clips = 0 if memo is None else len(memo)
         results.seconds = round(time.monotonic() - started, 1)
         return results
+
+    @staticmethod
+    def _student(dirs: dict[str, Path]) -> SpeechAdaptedLM:
+        student = load_student(ModelSpec(source=str(dirs[BUILTIN_STUDENT])), "cpu", "float32")
+        assert isinstance(student, SpeechAdaptedLM)
+        return student
 
     def _data(
         self, cache: ClipCache, teacher: Teacher, student: SpeechAdaptedLM

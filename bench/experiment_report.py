@@ -88,6 +88,15 @@ def setting_records(results: dict[str, Any], heard: int) -> list[dict[str, Any]]
     return [r for r in results["records"] if r["heard"] == heard]
 
 
+def at_largest_budget(
+    results: dict[str, Any], setting: dict[str, Any]
+) -> tuple[int, list[dict[str, Any]]]:
+    """The largest budget a setting ran, and its records at that budget."""
+    records = setting_records(results, setting["heard"])
+    budget = max(int(r["budget"]) for r in records)
+    return budget, [r for r in records if r["budget"] == budget]
+
+
 def sweep_table(results: dict[str, Any]) -> str:
     """Per concentration: the stage-I gap, where random spends its budget, and whether
     each arm beats random beyond the spread: held-out misalignment over all domains,
@@ -99,12 +108,10 @@ def sweep_table(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for setting in results["settings"]:
-        records = setting_records(results, setting["heard"])
-        budget = max(int(r["budget"]) for r in records)
+        budget, at_budget = at_largest_budget(results, setting)
         stage1 = setting["stage1"]
         heard = stage1["heard_domains"]
         parts = heard_and_unheard(stage1["evaluation"]["by_domain"], set(heard))
-        at_budget = [r for r in records if r["budget"] == budget]
         random_picks = [r for r in at_budget if r["arm"] == BASELINE_ARM]
         in_heard = np.mean(
             [
@@ -122,7 +129,7 @@ def sweep_table(results: dict[str, Any]) -> str:
             column[(r["arm"], "misalignment")].append(r["misalignment"])
             column[(r["arm"], "unheard")].append(heard_and_unheard(r["by_domain"], set(heard))[1])
             column[(r["arm"], "accuracy_gap")].append(r["accuracy_gap"])
-        for arm in _arms(records):
+        for arm in _arms(at_budget):
             cells = []
             for key in ("misalignment", "unheard", "accuracy_gap"):
                 values = np.array(column[(arm, key)])
@@ -240,9 +247,7 @@ def transfer_table(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for setting in results["settings"]:
-        records = setting_records(results, setting["heard"])
-        budget = max(int(r["budget"]) for r in records)
-        at_budget = [r for r in records if r["budget"] == budget]
+        _, at_budget = at_largest_budget(results, setting)
         shares, gains = share_and_gain(at_budget, setting["stage1"]["evaluation"]["by_domain"])
         if shares.size < 2 or np.ptp(shares) == 0:
             continue
