@@ -71,10 +71,12 @@ class FrameMemo:
     ) -> list[torch.Tensor]:
         """Frames of every clip, encoding (in one batch) only the clips not seen before."""
         keys = [clip_key(clip) for clip in audio]
-        missing = list(dict.fromkeys(k for k in keys if k not in self._frames))
+        missing: dict[bytes, int] = {}  # each new clip's first position in `audio`
+        for i, key in enumerate(keys):
+            if key not in self._frames:
+                missing.setdefault(key, i)
         if missing:
-            first = {k: i for i, k in reversed(list(enumerate(keys)))}
-            computed = encode([audio[first[k]] for k in missing])
+            computed = encode([audio[i] for i in missing.values()])
             for key, frames in zip(missing, computed, strict=True):
                 self._frames[key] = frames.clone()  # not a view holding the padded batch
         self.misses += len(missing)
