@@ -15,6 +15,7 @@ from pathlib import Path
 
 from saladpipe import __version__
 from saladpipe.cli.audit import add_audit_commands
+from saladpipe.cli.mix import add_mix_command
 from saladpipe.cli.models import add_models_commands
 from saladpipe.data_schemas.config import RunConfig, load_config, parse_config
 from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
@@ -106,15 +107,17 @@ def _corpus(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from saladpipe.data_schemas.mix_manifest import is_mix
+    from saladpipe.mix.verify import verify_mix
     from saladpipe.shards.verify import verify_run
 
-    problems = verify_run(args.run_dir)
+    problems = verify_mix(args.run_dir) if is_mix(args.run_dir) else verify_run(args.run_dir)
     for problem in problems:
         print(problem)
     if problems:
         print(f"{args.run_dir}: {len(problems)} problem(s)", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"{args.run_dir}: every shard matches the manifest")
+    print(f"{args.run_dir}: every file matches the manifest")
     return 0
 
 
@@ -129,21 +132,6 @@ def _export(args: argparse.Namespace) -> int:
     else:
         manifest = export_nemo_manifest(args.run_dir, args.output)
         print(f"wrote NeMo manifest {manifest}")
-    return 0
-
-
-def _mix(args: argparse.Namespace) -> int:
-    from saladpipe.data_schemas.mix_config import load_mix_config
-    from saladpipe.mix.draw import build_mix
-
-    config = load_mix_config(args.config)
-    out_dir = args.output_dir or config.mix.output_dir or Path.cwd() / "mixes" / config.mix.name
-    for report in build_mix(config, out_dir):
-        print(
-            f"{report.name}: {report.rows} rows, {report.taken:.3f} of {report.requested:.3f} "
-            f"{config.mix.unit} asked ({report.available:.3f} available)"
-        )
-    print(f"mix manifest {out_dir / 'mix.json'}")
     return 0
 
 
@@ -202,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.set_defaults(handler=_explain)
 
     verify = commands.add_parser(
-        "verify", help="re-read a run folder and check it against its manifest"
+        "verify", help="re-read a run or mix folder and check it against its manifest"
     )
     verify.add_argument("run_dir", type=Path)
     verify.set_defaults(handler=_verify)
@@ -216,12 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--shard-size", type=int, default=1000, help="cuts per Lhotse Shar shard")
     export.set_defaults(handler=_export)
 
-    mix = commands.add_parser(
-        "mix", help="build a training mix from several sources by hours or rows"
-    )
-    mix.add_argument("config", type=Path, help="mix TOML (see examples/mix.toml)")
-    mix.add_argument("--output-dir", type=Path)
-    mix.set_defaults(handler=_mix)
+    add_mix_command(commands)
 
     corpus = commands.add_parser(
         "corpus", help="build the builtin WordNet multi-domain corpus as Parquet"

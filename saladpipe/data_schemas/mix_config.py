@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from saladpipe.data_schemas.config import format_validation_error
 from saladpipe.data_schemas.errors import ConfigError
+
+# A source path naming something saladpipe builds itself rather than a file.
+BUILTIN_PREFIX = "builtin:"
+
+# Every source format; each has one reader in saladpipe/mix/sources/.
+SourceKind = Literal[
+    "shards",
+    "nemo_manifest",
+    "hf_parquet",
+    "hf_dataset",
+    "lhotse_manifest",
+    "lhotse_shar",
+    "text",
+    "unselected",
+]
 
 
 class _Section(BaseModel):
@@ -19,15 +34,38 @@ class _Section(BaseModel):
 class MixSource(_Section):
     """One source of the mix.
 
-    kind: `shards` (a saladpipe run folder or folder of shards), `nemo_manifest` (JSON
-    lines with audio_filepath, text, duration), or `text` (text-only data: JSONL with a
-    `text` field, Parquet with a `text` column, or one text a line).
+    kind:
+    - `shards`: saladpipe run folders (their shards/) or folders of shards; several
+      paths form one synthetic source in which no text appears twice;
+    - `nemo_manifest`: JSON lines with audio_filepath, text, duration (offset optional);
+    - `hf_parquet`: Hugging Face audio Parquet (an Audio column of bytes/path and a text
+      column), a file or a folder of files;
+    - `hf_dataset`: a folder written by `datasets.Dataset.save_to_disk`;
+    - `lhotse_manifest`: a Lhotse CutSet manifest (`cuts.jsonl.gz`), one supervision text;
+    - `lhotse_shar`: a Lhotse Shar folder (`cuts.*.jsonl.gz` + `recording.*.tar`);
+    - `text`: text-only data: JSONL with a `text` field, Parquet with a `text` column,
+      or one text a line;
+    - `unselected`: the pool texts a saladpipe run folder did not select (text-only).
     """
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")]
-    kind: Literal["shards", "nemo_manifest", "text"]
-    path: Path
+    kind: SourceKind
+    # One path, or several (TOML list) for a source made of several folders.
+    path: Annotated[tuple[Path, ...], Field(min_length=1)]
     share: Annotated[float, Field(gt=0.0)] = 1.0
+    # Column names of Hugging Face sources.
+    text_field: Annotated[str, Field(min_length=1)] = "text"
+    audio_field: Annotated[str, Field(min_length=1)] = "audio"
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str | Path) else value
+
+    @property
+    def speech(self) -> bool:
+        """Whether the source's rows carry audio."""
+        return self.kind not in ("text", "unselected")
 
 
 class MixSection(_Section):
@@ -56,6 +94,13 @@ class MixConfig(_Section):
         return self
 
 
+def _resolve(base: Path, value: object) -> object:
+    """A relative path against the config's folder; builtin names and non-strings as they are."""
+    if not isinstance(value, str) or value.startswith(BUILTIN_PREFIX):
+        return value
+    return str((base / value).expanduser())
+
+
 def load_mix_config(path: Path) -> MixConfig:
     """Read and validate a mix TOML; relative paths resolve against its folder."""
     if not path.is_file():
@@ -66,16 +111,22 @@ def load_mix_config(path: Path) -> MixConfig:
         raise ConfigError(f"config error in {path}: not valid TOML: {exc}") from None
     base = path.resolve().parent
     for source in data.get("sources", []):
-        if isinstance(source, dict) and isinstance(source.get("path"), str):
-            source["path"] = str((base / source["path"]).expanduser())
+        if isinstance(source, dict) and "path" in source:
+            paths = source["path"]
+            source["path"] = (
+                [_resolve(base, p) for p in paths]
+                if isinstance(paths, list)
+                else _resolve(base, paths)
+            )
     mix = data.get("mix")
     if isinstance(mix, dict) and isinstance(mix.get("output_dir"), str):
-        mix["output_dir"] = str((base / mix["output_dir"]).expanduser())
+        mix["output_dir"] = _resolve(base, mix["output_dir"])
     try:
         config = MixConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(str(path), exc)) from None
     for i, source in enumerate(config.sources):
-        if not source.path.exists():
-            raise ConfigError(f"config error in {path}: sources.{i}.path: not found: {source.path}")
+        for p in source.path:
+            if not str(p).startswith(BUILTIN_PREFIX) and not p.exists():
+                raise ConfigError(f"config error in {path}: sources.{i}.path: not found: {p}")
     return config

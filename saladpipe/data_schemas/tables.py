@@ -257,22 +257,46 @@ SHARD = _schema(
 )
 
 
-# The rows a mix source offers: an item, where to find it, its text and (speech) duration.
+# The rows a mix source offers: an item, where to find it, its text, its (speech)
+# duration, and what the mix report groups it by: domain or cluster, voice, TTS engine.
 _MIX_ITEM: list[pa.Field] = [
     pa.field("item_id", pa.string(), nullable=False),
     pa.field("locator", pa.string(), nullable=False),
     pa.field("text", pa.string(), nullable=False),
     pa.field("duration_s", pa.float64()),
+    pa.field("group", pa.string()),
+    pa.field("voice", pa.string()),
+    pa.field("engine", pa.string()),
 ]
 MIX_CANDIDATES = _schema("mix_candidates", _MIX_ITEM)
+# Where a mix row came from: the source's name, its format, and speech or text.
+_MIX_ORIGIN: list[pa.Field] = [
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("format", pa.string(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),
+]
 # Rows of a training mix: which source each came from and where to find it.
-MIX_ROWS = _schema(
-    "mix_rows",
+MIX_ROWS = _schema("mix_rows", [*_MIX_ORIGIN, *_MIX_ITEM])
+# A materialised mix: its rows with the audio itself (null for text rows), typed for
+# Hugging Face `datasets` as the run shards are.
+_MIX_HF_FEATURES = {
+    **{f.name: {"dtype": "string", "_type": "Value"} for f in [*_MIX_ORIGIN, *_MIX_ITEM]},
+    "duration_s": {"dtype": "float64", "_type": "Value"},
+    "audio": {"_type": "Audio"},
+    "sampling_rate": {"dtype": "int32", "_type": "Value"},
+}
+MIX_SHARD = _schema(
+    "mix_shard",
     [
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),
-        *_MIX_ITEM,
+        _hf_compatible(f)
+        for f in [
+            *_MIX_ORIGIN,
+            *_MIX_ITEM,
+            pa.field("audio", AUDIO_TYPE),
+            pa.field("sampling_rate", pa.int32()),
+        ]
     ],
+    {b"huggingface": json.dumps({"info": {"features": _MIX_HF_FEATURES}}).encode()},
 )
 
 

@@ -1,117 +1,40 @@
-"""Mix: a training mix from several sources, by target hours or rows, deterministic for a seed.
+"""Draw a training mix: each source's share of a total in hours or rows, deterministic
+for a seed.
 
-Sources are saladpipe shards (synthetic speech), NeMo manifests (natural speech) and
-text-only data. Each source gets `total * share / sum(shares)` of the mix; rows are
-drawn uniformly at random without replacement until its target is met. The mix
-manifest lists every source, its share, what was asked and what was taken, and
-`rows.parquet` lists every row taken with where to find it.
+Each source gets `total * share / sum(shares)` of the mix. Its rows are taken in a
+random order (its own stream, from the seed and its name, so adding a source moves no
+other source's picks) until its target is met. A speech row is taken only if its
+audio exists and decodes; one that does not is counted by reason and the draw goes
+on. rows.parquet lists every row taken and mix.json (written last) what each source
+was asked, offered and gave.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+import shutil
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from saladpipe.data_schemas import tables
-from saladpipe.data_schemas.config import CorpusSection
 from saladpipe.data_schemas.errors import ConfigError
-from saladpipe.data_schemas.io import write_table, write_text
+from saladpipe.data_schemas.io import sha256_file, write_table, write_text
 from saladpipe.data_schemas.mix_config import MixConfig, MixSource
-from saladpipe.pipeline.ingest import READERS, Rejected, detect_format, input_files, usable_text
-from saladpipe.shards.dataset import shard_paths
+from saladpipe.data_schemas.mix_manifest import (
+    MIX_MANIFEST,
+    MIX_ROWS_FILE,
+    MixManifest,
+    MixSourceReport,
+)
+from saladpipe.mix.materialize import SHARDS_DIR, materialize
+from saladpipe.mix.sources import reader_for
+from saladpipe.mix.sources.base import SourceReader
 
-
-@dataclass(frozen=True)
-class SourceReport:
-    """What the mix asked of one source and what it took."""
-
-    name: str
-    kind: str
-    path: str
-    share: float
-    available: float
-    requested: float
-    taken: float
-    rows: int
-    skipped: dict[str, int]
-
-
-def read_shards_source(source: MixSource) -> pa.Table:
-    """Rows of saladpipe shards; the locator is `shard path#row index`."""
-    parts = []
-    for path in shard_paths(source.path):
-        tables.check_version(pq.read_schema(path), str(path))
-        table = pq.read_table(path, columns=["text_id", "text", "duration_s"])
-        locators = [f"{path}#{i}" for i in range(table.num_rows)]
-        parts.append(
-            pa.table(
-                {
-                    "item_id": table.column("text_id"),
-                    "locator": locators,
-                    "text": table.column("text"),
-                    "duration_s": pc.cast(table.column("duration_s"), pa.float64()),
-                }
-            )
-        )
-    if not parts:
-        raise ConfigError(f"config error: source {source.name}: no shards in {source.path}")
-    return pa.concat_tables(parts)
-
-
-def read_nemo_source(source: MixSource) -> pa.Table:
-    """A NeMo manifest: one JSON object a line with audio_filepath, text and duration."""
-    rows: dict[str, list[object]] = {"item_id": [], "locator": [], "text": [], "duration_s": []}
-    with source.path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                audio, text, duration = (
-                    record["audio_filepath"],
-                    record["text"],
-                    float(record["duration"]),
-                )
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                raise ConfigError(
-                    f"source {source.name}: {source.path}:{lineno} is not a NeMo manifest line "
-                    "(needs audio_filepath, text, duration)"
-                ) from None
-            rows["item_id"].append(str(record.get("id", audio)))
-            rows["locator"].append(str(audio))
-            rows["text"].append(str(text))
-            rows["duration_s"].append(duration)
-    return pa.table(
-        rows,
-        schema=tables.MIX_CANDIDATES,
-    )
-
-
-def read_text_source(source: MixSource) -> tuple[pa.Table, dict[str, int]]:
-    """Text-only rows, read and validated as a corpus; unusable rows are counted by reason."""
-    corpus = CorpusSection(path=source.path)
-    rows: dict[str, list[object]] = {"item_id": [], "locator": [], "text": [], "duration_s": []}
-    skipped: dict[str, int] = {}
-    for path in input_files(source.path, corpus.format):
-        for row in READERS[detect_format(path, corpus.format)](path, corpus):
-            usable = usable_text(row, corpus.max_chars)
-            if isinstance(usable, Rejected):
-                skipped[usable.reason] = skipped.get(usable.reason, 0) + 1
-                continue
-            rows["item_id"].append(row.text_id)
-            rows["locator"].append(f"{path}#{row.source.rsplit(':', 1)[-1]}")
-            rows["text"].append(usable.text)
-            rows["duration_s"].append(None)
-    return pa.table(
-        rows,
-        schema=tables.MIX_CANDIDATES,
-    ), skipped
+_EPSILON = 1e-12
 
 
 def row_sizes(table: pa.Table, unit: str, seconds_per_char: float) -> np.ndarray:
@@ -124,72 +47,112 @@ def row_sizes(table: pa.Table, unit: str, seconds_per_char: float) -> np.ndarray
     return seconds / 3600.0
 
 
-def draw_rows(sizes: np.ndarray, target: float, rng: np.random.Generator) -> np.ndarray:
-    """Rows in a random order until their sizes reach `target` (the last one may pass it)."""
-    order = rng.permutation(sizes.size)
-    reached = np.cumsum(sizes[order])
-    count = int(np.searchsorted(reached, target - 1e-12) + 1)
-    return order[: min(count, sizes.size)]
+def source_rng(seed: int, name: str) -> np.random.Generator:
+    """The draw order's stream of one source: from the mix seed and the source's name."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
 
 
-def build_mix(config: MixConfig, out_dir: Path) -> list[SourceReport]:
-    """Draw every source's share and write rows.parquet and mix.json under out_dir."""
+def draw_rows(
+    sizes: np.ndarray,
+    target: float,
+    rng: np.random.Generator,
+    problem: Callable[[str], str | None] | None = None,
+    locators: Sequence[str] = (),
+) -> tuple[np.ndarray, Counter[str]]:
+    """Rows in a random order until their sizes reach `target` (the last one may pass it).
+
+    With `problem` (a reader's check) and the rows' `locators`, a row whose check names a
+    reason is counted under it and passed over.
+    """
+    taken: list[int] = []
+    reached = 0.0
+    skipped: Counter[str] = Counter()
+    for index in rng.permutation(sizes.size):
+        if reached >= target - _EPSILON:
+            break
+        if problem is not None:
+            reason = problem(locators[index])
+            if reason is not None:
+                skipped[reason] += 1
+                continue
+        taken.append(int(index))
+        reached += float(sizes[index])
+    return np.array(taken, dtype=np.int64), skipped
+
+
+def _draw_source(
+    config: MixConfig, source: MixSource, reader: SourceReader, total_share: float
+) -> tuple[pa.Table, MixSourceReport]:
     mix = config.mix
+    candidates = reader.scan()
+    table = candidates.table
+    sizes = row_sizes(table, mix.unit, mix.seconds_per_char)
+    requested = mix.total * source.share / total_share
+    available = float(sizes.sum())
+    if available < requested - _EPSILON and not mix.allow_shortfall:
+        raise ConfigError(
+            f"source {source.name} holds {available:.3f} {mix.unit}, the mix asks "
+            f"{requested:.3f}; lower mix.total or set mix.allow_shortfall = true"
+        )
+    picks, drawn_skips = draw_rows(
+        sizes,
+        requested,
+        source_rng(mix.seed, source.name),
+        reader.problem if source.speech else None,
+        tables.strings(table.column("locator")),
+    )
+    chosen = table.take(pa.array(picks, pa.int64()))
+    origin = {
+        "source": [source.name] * chosen.num_rows,
+        "format": [source.kind] * chosen.num_rows,
+        "kind": ["speech" if source.speech else "text"] * chosen.num_rows,
+    }
+    rows = pa.table({**origin, **{name: chosen.column(name) for name in chosen.column_names}})
+    report = MixSourceReport(
+        name=source.name,
+        format=source.kind,
+        kind="speech" if source.speech else "text",
+        config=source.model_dump(mode="json"),
+        share=source.share / total_share,
+        available=available,
+        requested=requested,
+        taken=float(sizes[picks].sum()),
+        rows=int(picks.size),
+        skipped=dict(sorted((candidates.skipped + drawn_skips).items())),
+    )
+    if report.taken < requested - _EPSILON and not mix.allow_shortfall:
+        raise ConfigError(
+            f"source {source.name}: only {report.taken:.3f} of the {requested:.3f} {mix.unit} "
+            f"asked are usable ({report.skipped}); lower mix.total or set "
+            "mix.allow_shortfall = true"
+        )
+    return rows, report
+
+
+def build_mix(config: MixConfig, out_dir: Path, materialise: bool = False) -> MixManifest:
+    """Draw every source's share and write rows.parquet (and, materialising, the mix's
+    shards), then mix.json, under out_dir."""
     total_share = sum(s.share for s in config.sources)
-    rng = np.random.default_rng(mix.seed)
     parts, reports = [], []
     for source in config.sources:
-        skipped: dict[str, int] = {}
-        if source.kind == "shards":
-            table = read_shards_source(source)
-        elif source.kind == "nemo_manifest":
-            table = read_nemo_source(source)
-        else:
-            table, skipped = read_text_source(source)
-        sizes = row_sizes(table, mix.unit, mix.seconds_per_char)
-        requested = mix.total * source.share / total_share
-        available = float(sizes.sum())
-        if available < requested and not mix.allow_shortfall:
-            raise ConfigError(
-                f"source {source.name} holds {available:.3f} {mix.unit}, the mix asks "
-                f"{requested:.3f}; lower mix.total or set mix.allow_shortfall = true"
-            )
-        picks = draw_rows(sizes, requested, rng)
-        chosen = table.take(pa.array(picks, pa.int64()))
-        parts.append(
-            pa.table(
-                {
-                    "source": [source.name] * chosen.num_rows,
-                    "kind": [source.kind] * chosen.num_rows,
-                    "item_id": chosen.column("item_id"),
-                    "locator": chosen.column("locator"),
-                    "text": chosen.column("text"),
-                    "duration_s": chosen.column("duration_s"),
-                }
-            )
-        )
-        reports.append(
-            SourceReport(
-                name=source.name,
-                kind=source.kind,
-                path=str(source.path),
-                share=source.share / total_share,
-                available=available,
-                requested=requested,
-                taken=float(sizes[picks].sum()),
-                rows=int(picks.size),
-                skipped=skipped,
-            )
-        )
-    write_table(pa.concat_tables(parts), out_dir / "rows.parquet", tables.MIX_ROWS)
-    summary = {
-        "name": mix.name,
-        "seed": mix.seed,
-        "unit": mix.unit,
-        "total": mix.total,
-        "seconds_per_char": mix.seconds_per_char,
-        "sources": [asdict(r) for r in reports],
-        "rows_file": "rows.parquet",
-    }
-    write_text(json.dumps(summary, indent=2), out_dir / "mix.json")
-    return reports
+        rows, report = _draw_source(config, source, reader_for(source), total_share)
+        parts.append(rows)
+        reports.append(report)
+    (out_dir / MIX_MANIFEST).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / SHARDS_DIR, ignore_errors=True)
+    rows = pa.concat_tables(parts)
+    rows_path = write_table(rows, out_dir / MIX_ROWS_FILE, tables.MIX_ROWS)
+    shards = materialize(out_dir, rows, config.sources) if materialise else []
+    manifest = MixManifest(
+        name=config.mix.name,
+        seed=config.mix.seed,
+        unit=config.mix.unit,
+        total=config.mix.total,
+        seconds_per_char=config.mix.seconds_per_char,
+        sources=reports,
+        rows_file=MIX_ROWS_FILE,
+        rows_sha256=sha256_file(rows_path),
+        shards=shards,
+    )
+    write_text(manifest.to_json(), out_dir / MIX_MANIFEST)
+    return manifest

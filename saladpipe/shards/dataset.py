@@ -42,7 +42,7 @@ def shard_paths(source: Path | Sequence[Path]) -> list[Path]:
     return [source]
 
 
-def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+def rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
     if rank is not None and world_size is not None:
         return rank, world_size
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -69,7 +69,7 @@ class ShardDataset(IterableDataset[dict[str, Any]]):
         self.decode_audio = decode_audio
         self.shuffle_seed = shuffle_seed
         self.epoch = epoch
-        self.rank, self.world_size = _rank_and_world(rank, world_size)
+        self.rank, self.world_size = rank_and_world(rank, world_size)
         self.columns = list(columns) if columns is not None else None
         self.units = [
             _Unit(path, group)

@@ -43,6 +43,29 @@ def _read_shard_stats(path: Path) -> tuple[int, float]:
     return table.num_rows, float(pc.sum(table.column("duration_s")).as_py() or 0.0)
 
 
+def check_listed_file(path: Path, name: str, sha256: str, size: int) -> Problem | None:
+    """A file a manifest lists: missing, shorter than listed, or with another checksum."""
+    if not path.is_file():
+        return Problem("missing", name, "listed in the manifest, not on disk")
+    actual = path.stat().st_size
+    if actual < size:
+        return Problem("truncated", name, f"{actual} bytes, manifest says {size}")
+    if sha256_file(path) != sha256:
+        return Problem("altered", name, "checksum differs from the manifest")
+    return None
+
+
+def extra_files(folder: Path, listed: set[Path], root: Path) -> list[Problem]:
+    """Files in `folder` that the manifest does not list (their paths resolved in `listed`)."""
+    if not folder.is_dir():
+        return []
+    return [
+        Problem("extra", str(path.relative_to(root)), "not listed in the manifest")
+        for path in sorted(folder.iterdir())
+        if path.resolve() not in listed
+    ]
+
+
 def verify_run(run_dir: Path) -> list[Problem]:
     """All problems found; an empty list means the folder matches its manifest."""
     layout = RunLayout(run_dir)
@@ -60,17 +83,8 @@ def verify_run(run_dir: Path) -> list[Problem]:
     for entry in manifest.shards:
         path = run_dir / entry.path
         listed.add(path.resolve())
-        if not path.is_file():
-            problems.append(Problem("missing", entry.path, "listed in the manifest, not on disk"))
-            continue
-        size = path.stat().st_size
-        if size < entry.bytes:
-            problems.append(
-                Problem("truncated", entry.path, f"{size} bytes, manifest says {entry.bytes}")
-            )
-            continue
-        if sha256_file(path) != entry.sha256:
-            problems.append(Problem("altered", entry.path, "checksum differs from the manifest"))
+        if problem := check_listed_file(path, entry.path, entry.sha256, entry.bytes):
+            problems.append(problem)
             continue
         try:
             rows, seconds = _read_shard_stats(path)
@@ -86,12 +100,7 @@ def verify_run(run_dir: Path) -> list[Problem]:
                     f"manifest says {entry.rows} / {entry.audio_seconds:.3f} s",
                 )
             )
-    if layout.shards_dir.is_dir():
-        for path in sorted(layout.shards_dir.iterdir()):
-            if path.resolve() not in listed:
-                problems.append(
-                    Problem("extra", str(path.relative_to(run_dir)), "not listed in the manifest")
-                )
+    problems += extra_files(layout.shards_dir, listed, run_dir)
     for quarantine in manifest.quarantine:
         path = run_dir / quarantine.path
         if not path.is_file():

@@ -99,6 +99,10 @@ class ClipCache:
     def _path(self, key: str, suffix: str) -> Path:
         return self.folder / key[:2] / f"{key}{suffix}"
 
+    def clip_path(self, text: str) -> Path:
+        """Where the text's clip is kept (it exists once `speak` made it)."""
+        return self._path(self.key(text), ".flac")
+
     @staticmethod
     def key(text: str) -> str:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,5 +1,5 @@
 """Shards as trainers load them: Hugging Face datasets, Lhotse Shar, the IterableDataset,
-NeMo manifests; the writer's layout; `verify` against corruption; training mixes."""
+NeMo manifests; the writer's layout; `verify` against corruption."""
 
 from __future__ import annotations
 
@@ -226,76 +226,3 @@ def test_a_shard_of_another_schema_version_is_refused_naming_the_version(
     with pytest.raises(SchemaError, match="schema version 0"):
         read_table(shard, tables.SHARD)
     assert [(p.kind, p.detail) for p in verify_run(run)] == [("unreadable", message)]
-
-
-def test_mix_by_hours_is_deterministic_and_lists_every_source(
-    toned: tuple[Path, dict[str, np.ndarray]], tmp_path: Path
-) -> None:
-    from saladpipe.cli import main
-
-    run, _ = toned
-    natural = tmp_path / "natural.jsonl"
-    natural.write_text(
-        "".join(
-            json.dumps(
-                {"audio_filepath": f"/data/n{i}.wav", "text": f"natural {i}", "duration": 2.0}
-            )
-            + "\n"
-            for i in range(40)
-        )
-    )
-    text = tmp_path / "text.txt"
-    text.write_text("".join(f"a text only line number {i}\n" for i in range(400)) + "\n")
-    config = tmp_path / "mix.toml"
-    config.write_text(f"""
-[mix]
-name = "thirds"
-seed = 7
-unit = "hours"
-total = 0.03
-[[sources]]
-name = "synthetic"
-kind = "shards"
-path = "{run}"
-[[sources]]
-name = "natural"
-kind = "nemo_manifest"
-path = "{natural}"
-[[sources]]
-name = "text"
-kind = "text"
-path = "{text}"
-""")
-    outputs = []
-    for attempt in range(2):
-        out = tmp_path / f"out{attempt}"
-        assert main(["mix", str(config), "--output-dir", str(out)]) == 0
-        outputs.append(pq.read_table(out / "rows.parquet"))
-    assert outputs[0].equals(outputs[1])
-    summary = json.loads((tmp_path / "out0" / "mix.json").read_text())
-    by_name = {s["name"]: s for s in summary["sources"]}
-    assert set(by_name) == {"synthetic", "natural", "text"}
-    for source in by_name.values():
-        assert source["share"] == pytest.approx(1 / 3)
-        assert source["requested"] == pytest.approx(0.01)
-        assert source["taken"] >= source["requested"] - 1e-9
-        assert source["rows"] == sum(
-            1 for s in outputs[0].column("source").to_pylist() if s == source["name"]
-        )
-    assert by_name["text"]["skipped"] == {"empty": 1}
-    assert len(set(outputs[0].column("item_id").to_pylist())) == outputs[0].num_rows
-
-
-def test_mix_refuses_a_source_too_small_for_its_share(
-    toned: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from saladpipe.cli import main
-
-    run, _ = toned
-    config = tmp_path / "mix.toml"
-    config.write_text(
-        '[mix]\nunit = "rows"\ntotal = 1000\n'
-        f'[[sources]]\nname = "s"\nkind = "shards"\npath = "{run}"\n'
-    )
-    assert main(["mix", str(config), "--output-dir", str(tmp_path / "o")]) == 2
-    assert "source s holds 24.000 rows, the mix asks 1000.000" in capsys.readouterr().err
