@@ -114,6 +114,10 @@ class Browser:
     def _session_call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return self._call(method, f"/session/{self.session}{path}", body)
 
+    def console_errors(self) -> Any:
+        """The page's SEVERE console and network entries that chromedriver kept so far."""
+        return self._session_call("POST", "/se/log", {"type": "browser"})
+
     def open(self, path: Path) -> None:
         """Load a local file and wait for its load event."""
         self._session_call("POST", "/url", {"url": path.resolve().as_uri()})
@@ -139,3 +143,15 @@ class Browser:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(base64.b64decode(result["data"]))
         return out
+
+
+# Every chart with its drawn size and marks; the first mark's size proves it is drawn.
+CHARTS_JS = """
+return Array.from(document.querySelectorAll("svg.chart")).map(function (svg) {
+  var box = svg.getBoundingClientRect();
+  var marks = svg.querySelectorAll(".mark");
+  var first = marks.length ? marks[0].getBBox() : {width: 0, height: 0};
+  return {name: svg.dataset.chart, width: box.width, height: box.height,
+          marks: marks.length, markWidth: first.width, markHeight: first.height};
+});
+"""

@@ -6,6 +6,7 @@ column of the row groups that hold the wanted rows, one row group at a time.
 
 from __future__ import annotations
 
+import base64
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,11 @@ def mime_type(data: bytes) -> str:
         if data.startswith(magic):
             return kind
     return "application/octet-stream"
+
+
+def data_uri(data: bytes) -> str:
+    """Encoded audio as a data URI, so that a report plays it without any other file."""
+    return f"data:{mime_type(data)};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def to_wav(data: bytes) -> bytes:

@@ -7,7 +7,6 @@ file's size depends on the sample sizes, not on how many rows the run selected.
 
 from __future__ import annotations
 
-import base64
 import math
 import shlex
 import time
@@ -24,7 +23,7 @@ import pyarrow.compute as pc
 from saladpipe import __version__
 from saladpipe.audit import figures
 from saladpipe.audit.charts import Distribution, color, fmt, histogram_chart, viridis
-from saladpipe.audit.clips import mime_type, read_clips
+from saladpipe.audit.clips import data_uri, read_clips
 from saladpipe.audit.pool_map import PoolMap, build_pool_map
 from saladpipe.audit.representatives import nearest_to_centroids, texts_of
 from saladpipe.audit.rows import (
@@ -221,7 +220,7 @@ def _cluster_views(
                 text=row["text"],
                 provenance=_provenance(row, columns),
                 explain=explain_command(run.root, row["text_id"]),
-                audio=None if clip is None else _data_uri(clip),
+                audio=None if clip is None else data_uri(clip),
             )
         )
     return list(views.values())
@@ -238,10 +237,6 @@ def _gap_colors(gap: np.ndarray) -> Callable[[float | None], str]:
         return viridis((value - lo) / (hi - lo) if hi > lo else 0.5)
 
     return paint
-
-
-def _data_uri(clip: bytes) -> str:
-    return f"data:{mime_type(clip)};base64,{base64.b64encode(clip).decode('ascii')}"
 
 
 def _pool_map(

@@ -1,7 +1,7 @@
 """The audit subcommands of `saladpipe`: `report`, `audit` and `listen`.
 
-They only read a run folder (and write the file or folder asked for), so they run
-without Prefect and on a machine that did not make the run.
+They only read a run folder, or for `report` a mix folder too (and write the file or
+folder asked for), so they run without Prefect and on a machine that did not make it.
 """
 
 from __future__ import annotations
@@ -42,8 +42,23 @@ def _filtered(args: argparse.Namespace) -> tuple[RunFolder, AuditTable, pa.Table
     return run, audit, selection.apply(audit.table)
 
 
+def _mix_report(args: argparse.Namespace) -> int:
+    """The report of a mix folder: its sources' numbers and a sample of their clips."""
+    from saladpipe.audit.mix_report import build_mix_report
+    from saladpipe.mix.samples import sample_clips
+
+    clips = sample_clips(args.run_dir, args.clips_per_source, args.seed)
+    out = build_mix_report(args.run_dir, args.output or args.run_dir / "mix_report.html", clips)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(clips)} clips)")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from saladpipe.audit import ReportOptions, build_report
+    from saladpipe.data_schemas.mix_manifest import is_mix
+
+    if is_mix(args.run_dir):
+        return _mix_report(args)
 
     options = ReportOptions(
         seed=args.seed,
@@ -125,13 +140,24 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `report`, `audit` and `listen` to the `saladpipe` subcommands."""
     report = commands.add_parser(
-        "report", help="write a self-contained HTML report of a run: charts, map, audio"
+        "report",
+        help="write a self-contained HTML report of a run (charts, map, audio) or of a "
+        "training mix (its sources, groups, durations and clips)",
     )
-    report.add_argument("run_dir", type=Path)
+    report.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder or a mix folder")
     report.add_argument(
-        "-o", "--output", type=Path, help="HTML file to write (default: RUN_DIR/report.html)"
+        "-o",
+        "--output",
+        type=Path,
+        help="HTML file to write (default: DIR/report.html, for a mix DIR/mix_report.html)",
     )
     report.add_argument("--seed", type=int, default=0, help="seed of every sample in the report")
+    report.add_argument(
+        "--clips-per-source",
+        type=int,
+        default=3,
+        help="a mix: clips embedded per speech source",
+    )
     report.add_argument(
         "--rows-per-cluster", type=int, default=2, help="selected rows shown per cluster"
     )

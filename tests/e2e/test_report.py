@@ -23,7 +23,7 @@ from saladpipe.cli import main
 from saladpipe.data_schemas import tables
 from tests import REPO
 from tests.factories import E2ERun
-from tests.webdriver import Browser
+from tests.webdriver import CHARTS_JS, Browser
 
 pytestmark = pytest.mark.e2e
 
@@ -37,17 +37,6 @@ CHARTS = [
     "dist-duration",
     "dist-cer",  # the run has an ASR check: each voice's CER distribution
 ]
-
-# Every chart with its drawn size and marks; the first mark's size proves it is drawn.
-_CHARTS_JS = """
-return Array.from(document.querySelectorAll("svg.chart")).map(function (svg) {
-  var box = svg.getBoundingClientRect();
-  var marks = svg.querySelectorAll(".mark");
-  var first = marks.length ? marks[0].getBBox() : {width: 0, height: 0};
-  return {name: svg.dataset.chart, width: box.width, height: box.height,
-          marks: marks.length, markWidth: first.width, markHeight: first.height};
-});
-"""
 
 # Wait until every audio element has loaded its metadata (or failed), then report each.
 _AUDIO_JS = """
@@ -105,7 +94,7 @@ def test_each_cluster_is_labelled_with_the_commonest_domain_of_its_nearest_texts
 
 
 def test_charts_are_drawn(page: Browser, e2e_run: E2ERun) -> None:
-    charts = page.run(_CHARTS_JS)
+    charts = page.run(CHARTS_JS)
     assert [c["name"] for c in charts] == CHARTS
     for chart in charts:
         assert chart["width"] > 500 and chart["height"] > 150, chart
