@@ -155,3 +155,26 @@ return Array.from(document.querySelectorAll("svg.chart")).map(function (svg) {
           marks: marks.length, markWidth: first.width, markHeight: first.height};
 });
 """
+
+# Wait until every audio element has loaded its metadata (or failed), then report each
+# with the data attributes of its row (the closest element matching arguments[0]).
+AUDIO_JS = """
+var done = arguments[arguments.length - 1];
+var rowSelector = arguments[0];
+var players = Array.from(document.querySelectorAll("audio"));
+var pending = players.length;
+function report() {
+  done(players.map(function (a) {
+    return {data: Object.assign({}, a.closest(rowSelector).dataset), state: a.readyState,
+            duration: a.duration, error: a.error ? a.error.code : null};
+  }));
+}
+if (!pending) { report(); }
+players.forEach(function (a) {
+  function settle() { pending -= 1; if (pending === 0) { report(); } }
+  if (a.readyState >= 1 || a.error) { settle(); return; }
+  a.addEventListener("loadedmetadata", settle, {once: true});
+  a.addEventListener("error", settle, {once: true});
+  a.load();
+});
+"""

@@ -30,7 +30,7 @@ from saladpipe.data_schemas.mix_manifest import MixManifest
 from saladpipe.mix.samples import sample_clips
 from tests.factories import tone_run
 from tests.mix_factories import RATE, tone, write_mix_config, write_text_lines
-from tests.webdriver import CHARTS_JS, Browser
+from tests.webdriver import AUDIO_JS, CHARTS_JS, Browser
 
 CLIPS_PER_SOURCE = 3
 CHARTS = [
@@ -42,29 +42,6 @@ CHARTS = [
     "dist-duration",
     "dist-text-estimate",
 ]
-
-# Wait until every audio element has loaded its metadata (or failed), then report each.
-_AUDIO_JS = """
-var done = arguments[arguments.length - 1];
-var players = Array.from(document.querySelectorAll("audio"));
-var pending = players.length;
-function report() {
-  done(players.map(function (a) {
-    var row = a.closest("[data-item-id]");
-    return {source: row.dataset.source, id: row.dataset.itemId,
-            expected: parseFloat(row.dataset.duration), state: a.readyState,
-            duration: a.duration, error: a.error ? a.error.code : null};
-  }));
-}
-if (!pending) { report(); }
-players.forEach(function (a) {
-  function settle() { pending -= 1; if (pending === 0) { report(); } }
-  if (a.readyState >= 1 || a.error) { settle(); return; }
-  a.addEventListener("loadedmetadata", settle, {once: true});
-  a.addEventListener("error", settle, {once: true});
-  a.load();
-});
-"""
 
 
 def _write_tones(folder: Path, n: int) -> list[dict[str, object]]:
@@ -280,8 +257,8 @@ def test_groups_voices_and_engines_add_up_to_each_source(page: Browser, mix: Mix
 
 
 def test_every_speech_source_has_clips_that_play(page: Browser, mix: Mix) -> None:
-    players = page.run_async(_AUDIO_JS)
-    by_source = Counter(player["source"] for player in players)
+    players = page.run_async(AUDIO_JS, "[data-item-id]")
+    by_source = Counter(player["data"]["source"] for player in players)
     assert by_source == {"synthetic": CLIPS_PER_SOURCE, "natural": CLIPS_PER_SOURCE}
     counts = page.run(
         """return Array.from(document.querySelectorAll(".clips")).map(function (d) {
@@ -297,8 +274,9 @@ def test_every_speech_source_has_clips_that_play(page: Browser, mix: Mix) -> Non
     )
     for player in players:
         assert player["error"] is None and player["state"] >= 1, player
-        assert player["expected"] == durations[player["id"]]
-        assert abs(player["duration"] - player["expected"]) < 0.05, player
+        expected = float(player["data"]["duration"])
+        assert expected == durations[player["data"]["itemId"]]
+        assert abs(player["duration"] - expected) < 0.05, player
 
 
 def test_page_loads_without_console_errors(page: Browser) -> None:

@@ -23,7 +23,7 @@ from saladpipe.cli import main
 from saladpipe.data_schemas import tables
 from tests import REPO
 from tests.factories import E2ERun
-from tests.webdriver import CHARTS_JS, Browser
+from tests.webdriver import AUDIO_JS, CHARTS_JS, Browser
 
 pytestmark = pytest.mark.e2e
 
@@ -37,27 +37,6 @@ CHARTS = [
     "dist-duration",
     "dist-cer",  # the run has an ASR check: each voice's CER distribution
 ]
-
-# Wait until every audio element has loaded its metadata (or failed), then report each.
-_AUDIO_JS = """
-var done = arguments[arguments.length - 1];
-var players = Array.from(document.querySelectorAll("audio"));
-var pending = players.length;
-function report() {
-  done(players.map(function (a) {
-    return {id: a.closest("[data-text-id]").dataset.textId, state: a.readyState,
-            duration: a.duration, error: a.error ? a.error.code : null};
-  }));
-}
-if (!pending) { report(); }
-players.forEach(function (a) {
-  function settle() { pending -= 1; if (pending === 0) { report(); } }
-  if (a.readyState >= 1 || a.error) { settle(); return; }
-  a.addEventListener("loadedmetadata", settle, {once: true});
-  a.addEventListener("error", settle, {once: true});
-  a.load();
-});
-"""
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +87,7 @@ def test_charts_are_drawn(page: Browser, e2e_run: E2ERun) -> None:
 
 
 def test_audio_players_load_the_run_s_clips(page: Browser, e2e_run: E2ERun) -> None:
-    players = page.run_async(_AUDIO_JS)
+    players = page.run_async(AUDIO_JS, "[data-text-id]")
     assert players, "no audio element in the report"
     durations: dict[str, float] = {}
     for path in sorted((e2e_run.run_dir / "shards").glob("*.parquet")):
@@ -118,7 +97,7 @@ def test_audio_players_load_the_run_s_clips(page: Browser, e2e_run: E2ERun) -> N
     for player in players:
         assert player["error"] is None and player["state"] >= 1, player
         assert player["duration"] > 0
-        assert abs(player["duration"] - durations[player["id"]]) < 0.05, player
+        assert abs(player["duration"] - durations[player["data"]["textId"]]) < 0.05, player
 
 
 def test_cluster_table_shows_each_cluster_s_probe_cer(page: Browser, e2e_run: E2ERun) -> None:
