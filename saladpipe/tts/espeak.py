@@ -8,7 +8,6 @@ the same text gives the same samples, so the seed goes unused.
 from __future__ import annotations
 
 import functools
-import shutil
 import struct
 import subprocess
 
@@ -17,17 +16,7 @@ import numpy as np
 from saladpipe.data_schemas.config import VoiceSpec
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.tts.base import EngineOptions, TTSEngine, VoiceInfo
-
-
-def espeak_program() -> str:
-    """Path of the espeak-ng program; scripts/setup.sh installs Debian's package."""
-    program = shutil.which("espeak-ng")
-    if program is None:
-        raise ConfigError(
-            "config error: tts.engine: the espeak engine needs the espeak-ng program "
-            "(apt-get install espeak-ng)"
-        )
-    return program
+from saladpipe.tts.espeak_ng import espeak_program
 
 
 @functools.cache

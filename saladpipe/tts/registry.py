@@ -10,6 +10,7 @@ from saladpipe.data_schemas.registry import Registry
 from saladpipe.tts.base import EngineOptions, TTSEngine, VoiceInfo
 from saladpipe.tts.coqui import CoquiEngine
 from saladpipe.tts.espeak import EspeakEngine
+from saladpipe.tts.kokoro import KokoroEngine
 from saladpipe.tts.piper import PiperEngine
 
 ENGINES: Registry[TTSEngine] = Registry(
@@ -20,6 +21,7 @@ register_engine = ENGINES.register
 register_engine(PiperEngine)
 register_engine(EspeakEngine)
 register_engine(CoquiEngine)
+register_engine(KokoroEngine)
 
 
 def engine_class(engine: str | None) -> type[TTSEngine]:
