@@ -1,10 +1,10 @@
 """TTS throughput: the pipeline against bare engine calls, worker scaling, batched Coqui VITS.
 
 Prints, in one run:
-1. for Piper, eSpeak NG and Coqui VITS, seconds of audio per wall second through the
-   pipeline (`SpeechService.speak`: one worker process, normalisation, splitting, checks,
-   resampling to 16 kHz, FLAC) against the bare engine on the same texts in this process
-   (goal: at least 0.95 of the bare rate);
+1. for Piper, eSpeak NG, Coqui VITS and Kokoro-82M (the builtin int8 model), seconds of
+   audio per wall second through the pipeline (`SpeechService.speak`: one worker
+   process, normalisation, splitting, checks, resampling to 16 kHz, FLAC) against the
+   bare engine on the same texts in this process (goal: at least 0.95 of the bare rate);
 2. Piper with 2 worker processes against 1 (goal: at least 1.7 times);
 3. Coqui VITS at the model level (float32 and bfloat16 decoder, one text a call and
    padded batches of 2) against Coqui's own one-text-at-a-time API (`TTS.api.TTS.tts`)
@@ -16,8 +16,8 @@ the real model. Its durations are scaled to about 0.065 s a character, like real
 Texts are WordNet glosses without digits or symbols, so normalisation leaves them as
 they are and both sides speak the same words. Walls are the best of `--repeats` runs.
 
-Usage: .venv/bin/python -m bench.tts [--texts 40] [--coqui-texts 16] [--repeats 2]
-                                     [--parts piper,espeak,workers,coqui]
+Usage: .venv/bin/python -m bench.tts [--texts 40] [--coqui-texts 16] [--kokoro-texts 8]
+                                     [--repeats 2] [--parts piper,espeak,workers,coqui,kokoro]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.machine import machine
 from saladpipe.corpora.wordnet import build_wordnet_corpus
 from saladpipe.data_schemas.config import ClipChecks, TTSSection, VoiceSpec
 from saladpipe.tts import EngineOptions, SpeechService, SpokenText, TTSEngine, create_engine
@@ -183,16 +184,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=40)
     parser.add_argument("--coqui-texts", type=int, default=16)
+    parser.add_argument("--kokoro-texts", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument(
         "--parts",
-        default="piper,espeak,workers,coqui",
-        help="comma-separated subset of: piper, espeak, workers, coqui",
+        default="piper,espeak,workers,coqui,kokoro",
+        help="comma-separated subset of: piper, espeak, workers, coqui, kokoro",
     )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
-    items = texts(max(args.texts, args.coqui_texts) * 5)
-    print(f"{CORES} CPU cores; no GPU measured")
+    items = texts(max(args.texts, args.coqui_texts, args.kokoro_texts) * 5)
+    print(f"{machine()}; {CORES} CPU cores; no GPU measured")
 
     if "piper" in parts:
         piper = VoiceSpec(engine="piper")
@@ -209,6 +211,15 @@ def main() -> None:
         piper_workers(items[: args.texts], args.repeats)
     if "coqui" in parts:
         coqui(items[: args.coqui_texts], args.repeats)
+    if "kokoro" in parts:
+        kumo = VoiceSpec(engine="kokoro", speaker="jm_kumo")
+        compare(
+            "Kokoro-82M int8 (jm_kumo, 24 kHz)",
+            kumo,
+            TTSSection(engine="kokoro", voices=(kumo,)),
+            items[: args.kokoro_texts],
+            args.repeats,
+        )
 
 
 def piper_workers(piper_items: list[tuple[str, str]], repeats: int) -> None:
