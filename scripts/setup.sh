@@ -23,11 +23,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Dependencies: one environment per lock-file content, shared by every clone on this
+# Dependencies: one environment per content of the lock files (lock.txt, then no-deps.txt
+# without the dependencies its packages declare), shared by every clone on this
 # machine (building it costs minutes and several GB; reusing it costs nothing).
 python_bin="${PYTHON:-python3.11}"
 command -v "$python_bin" >/dev/null 2>&1 || python_bin=python3
-lock_hash="$(sha256sum requirements/lock.txt | cut -c1-12)"
+lock_hash="$(cat requirements/lock.txt requirements/no-deps.txt | sha256sum | cut -c1-12)"
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/saladpipe"
 deps_dir="${SALADPIPE_VENV:-$cache_root/venvs/py311-$lock_hash}"
 if [ ! -f "$deps_dir/.complete" ]; then
@@ -39,6 +40,7 @@ if [ ! -f "$deps_dir/.complete" ]; then
   # torch first and pinned, so that nothing else pulls another build of it.
   "$deps_dir/bin/python" -m pip install -q "$(grep -E '^torch==' requirements/lock.txt)"
   "$deps_dir/bin/python" -m pip install -q -r requirements/lock.txt
+  "$deps_dir/bin/python" -m pip install -q --no-deps -r requirements/no-deps.txt
   touch "$deps_dir/.complete"
 fi
 

@@ -45,3 +45,9 @@ def licence_texts(distribution: str) -> dict[str, str]:
         if file.parts[-2:-1] == ("licenses",) and (text := file.read_text(encoding="utf-8")):
             texts[file.name] = text
     return texts
+
+
+def distribution_file(distribution: str, inner: str) -> Path:
+    """A file a distribution installed, found from its metadata without importing it (some
+    weight packages import runtimes at import time that saladpipe does not install)."""
+    return Path(str(importlib.metadata.distribution(distribution).locate_file(inner)))

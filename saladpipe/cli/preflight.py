@@ -68,7 +68,7 @@ def check_names(config: RunConfig) -> None:
 def _check_model(role: str, spec: ModelSpec) -> None:
     source = spec.source
     if is_builtin(source):
-        known = (*builtin.PLACEHOLDER_NAMES, *builtin.TRAINED_NAMES)
+        known = (*builtin.PLACEHOLDER_NAMES, *builtin.TRAINED_NAMES, *builtin.CONVERTED_NAMES)
         if source.removeprefix(BUILTIN_PREFIX) not in known:
             have = ", ".join(f"{BUILTIN_PREFIX}{n}" for n in known)
             raise ConfigError(

