@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -55,7 +56,9 @@ def test_the_teacher_is_the_real_model(teacher: Teacher) -> None:
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
     prompt = tokenizer("The capital of France is", return_tensors="pt")
     with torch.inference_mode():
-        out = model.generate(**prompt, max_new_tokens=3, do_sample=False)
+        # transformers' stubs type `generate` on PreTrainedModel as a tensor attribute.
+        generate: Any = model.generate
+        out = generate(**prompt, max_new_tokens=3, do_sample=False)
     assert "Paris" in tokenizer.decode(out[0, prompt["input_ids"].shape[1] :])
     sentence = tokenizer(PLAIN, return_tensors="pt")
     with torch.inference_mode():
