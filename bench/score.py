@@ -1,12 +1,18 @@
 """Scoring throughput: the pipeline's scorer against a bare batched loop and a per-sample loop.
 
     .venv/bin/python -m bench.score [--texts 192] [--repeats 3] [--device auto]
+                                    [--models toy|smollm2]
 
-Builds a teacher (GPT-2: 4 layers, 256 wide, a byte-level BPE vocabulary of about
-50k tokens (GPT-2's size) trained on WordNet glosses) and a speech-adapted student (tiny wav2vec2,
-frame-stacking adapter, a perturbed copy of the teacher) from configs, and scores
+With `--models toy` (the default) it builds a teacher (GPT-2: 4 layers, 256 wide, a
+byte-level BPE vocabulary of about 50k tokens (GPT-2's size) trained on WordNet glosses)
+and a speech-adapted student (tiny wav2vec2, frame-stacking adapter, a perturbed copy of
+the teacher) from configs, and scores
 texts of mixed lengths (1, 2, 4 or 8 glosses; the spoken prefix is half the words,
-stood in for by noise of 0.3 s a word). Three ways, same items, same models:
+stood in for by noise of 0.3 s a word). With `--models smollm2` the teacher is the builtin
+SmolLM2-135M-Instruct (134.5 M parameters, a 49 152-token vocabulary) and the student
+the recipe's shape around it: Whisper tiny.en's encoder, a new frame-stacking adapter
+and a copy of the LM (untrained: throughput and memory are those of a trained one).
+Three ways, same items, same models:
 
 - pipeline: `DistillationScorer.score` from raw items (tokenizing, checking,
   sorting, token-budget batching, chunked KL, results to Python);
@@ -37,6 +43,7 @@ from transformers import (
     Wav2Vec2Model,
 )
 
+from bench.machine import machine
 from saladpipe.corpora.wordnet import build_wordnet_corpus
 from saladpipe.data_schemas.tables import strings
 from saladpipe.models import (
@@ -81,6 +88,22 @@ def build_models(texts: list[str], device: torch.device) -> tuple[Teacher, Speec
     lm.to(device)
     student.to(device)
     return teacher, student
+
+
+def smollm2_models(device: torch.device) -> tuple[Teacher, SpeechAdaptedLM]:
+    """The builtin SmolLM2-135M teacher and a student of the recipe's shape around it."""
+    from saladpipe.assets.smollm2 import ensure_smollm2
+    from saladpipe.data_schemas.config import ModelSpec
+    from saladpipe.models.loading import load_teacher
+    from saladpipe.training.new_student import new_student
+    from saladpipe.training.recipe import PretrainedEncoderRecipe
+
+    folder = ensure_smollm2()
+    spec = ModelSpec(source="builtin:smollm2-135m")
+    teacher = load_teacher(spec, str(device), "float32", {"smollm2-135m": folder})
+    student = new_student(teacher.model, teacher.tokenizer, PretrainedEncoderRecipe(), seed=0)
+    student.to(device)
+    return teacher, student.eval()
 
 
 def build_items(count: int) -> list[ScoreItem]:
@@ -229,11 +252,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-tokens", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--models", choices=("toy", "smollm2"), default="toy")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    teacher, student = build_models(corpus_texts(), device)
+    if args.models == "smollm2":
+        teacher, student = smollm2_models(device)
+    else:
+        teacher, student = build_models(corpus_texts(), device)
     items = build_items(args.texts)
     scorer = DistillationScorer(
         teacher,
@@ -250,8 +277,10 @@ def main(argv: list[str]) -> None:
     ordered = [row for batch in batches for row in batch]
     tokens = sum(len(r.continuation_ids) for r in rows)
     lengths = [len(r.continuation_ids) for r in rows]
+    print(f"machine: {machine()}")
     print(
-        f"device {device}, {torch.get_num_threads()} threads; vocabulary {scorer.vocab_size}; "
+        f"models {args.models}; device {device}, {torch.get_num_threads()} threads; "
+        f"vocabulary {scorer.vocab_size}; "
         f"{len(rows)} texts, {tokens} scored tokens (continuations of {min(lengths)} to "
         f"{max(lengths)} tokens), {len(batches)} batches of at most {args.batch_tokens} tokens"
     )
@@ -285,6 +314,8 @@ def main(argv: list[str]) -> None:
         )
     print(f"pipeline with forgetting (a third pass): {tokens / forgetting[1]:.0f} tokens/{unit}-s")
     print(f"largest score disagreement between the three: {disagreement:.2e}")
+    peak_mb = _status_kb("VmHWM") / 1024
+    print(f"process peak resident memory (VmHWM, models included): {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":
