@@ -27,7 +27,12 @@ from saladpipe.audit.clips import data_uri
 from saladpipe.audit.template import render, svg
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.io import read_table, write_text
-from saladpipe.data_schemas.mix_manifest import MixManifest, MixSourceReport, SampleClip
+from saladpipe.data_schemas.mix_manifest import (
+    MixManifest,
+    MixSourceReport,
+    SampleClip,
+    row_seconds,
+)
 
 # The label of rows whose group, voice or engine their source does not record.
 NOT_RECORDED = "(not recorded)"
@@ -77,14 +82,6 @@ class Breakdown:
     title: str
     chart: Markup
     tallies: list[Tally]
-
-
-def _row_seconds(rows: pa.Table, seconds_per_char: float) -> np.ndarray:
-    """Each row's seconds: its audio's, or for a text row its characters times the
-    mix's seconds_per_char, the estimate the mix counted it by."""
-    measured = rows.column("duration_s").to_numpy(zero_copy_only=False).astype(np.float64)
-    chars = pc.utf8_length(rows.column("text")).to_numpy(zero_copy_only=False)
-    return np.where(np.isnan(measured), chars * seconds_per_char, measured)
 
 
 def _tallies(rows: pa.Table, seconds: np.ndarray, key: str, order: Sequence[str]) -> list[Tally]:
@@ -214,7 +211,7 @@ def build_mix_report(mix_dir: Path, out_path: Path, clips: Sequence[SampleClip])
     mix_dir = mix_dir.resolve()
     manifest = MixManifest.read(mix_dir)
     rows = read_table(mix_dir / manifest.rows_file, tables.MIX_ROWS)
-    seconds = _row_seconds(rows, manifest.seconds_per_char)
+    seconds = row_seconds(rows, manifest.seconds_per_char)
     names = np.asarray(rows.column("source").to_numpy(zero_copy_only=False))
     sources = [
         SourceView(

@@ -12,12 +12,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from saladpipe.data_schemas.errors import SchemaError
 
 MIX_MANIFEST = "mix.json"
 MIX_ROWS_FILE = "rows.parquet"
 # 2: sources record their config, format and kind; rows.parquet has format/group/voice/engine.
 MIX_MANIFEST_VERSION = 2
+
+
+def row_seconds(rows: pa.Table, seconds_per_char: float) -> np.ndarray:
+    """Each row's seconds: its audio's, or for a text row (no duration) its characters
+    times the mix's `seconds_per_char`, the estimate an hours mix counts it by."""
+    measured = rows.column("duration_s").to_numpy(zero_copy_only=False).astype(np.float64)
+    chars = pc.utf8_length(rows.column("text")).to_numpy(zero_copy_only=False)
+    return np.where(np.isnan(measured), chars * seconds_per_char, measured)
 
 
 @dataclass(frozen=True)

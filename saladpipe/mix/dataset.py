@@ -20,10 +20,9 @@ import pyarrow.parquet as pq
 from torch.utils.data import IterableDataset, get_worker_info
 
 from saladpipe.data_schemas import tables
-from saladpipe.data_schemas.mix_config import MixSource
 from saladpipe.data_schemas.mix_manifest import MixManifest
 from saladpipe.mix.order import slot_order
-from saladpipe.mix.sources import reader_for
+from saladpipe.mix.sources import recorded_reader
 from saladpipe.mix.sources.base import SourceReader
 from saladpipe.mix.sources.parquet_rows import row_value
 from saladpipe.shards.dataset import rank_and_world
@@ -101,6 +100,5 @@ class MixDataset(IterableDataset[dict[str, Any]]):
 
     def _reader(self, name: str) -> SourceReader:
         if name not in self._readers:
-            config = self.manifest.source(name).config
-            self._readers[name] = reader_for(MixSource.model_validate(config))
+            self._readers[name] = recorded_reader(self.manifest.source(name))
         return self._readers[name]

@@ -29,6 +29,7 @@ from saladpipe.data_schemas.mix_manifest import (
     MIX_ROWS_FILE,
     MixManifest,
     MixSourceReport,
+    row_seconds,
 )
 from saladpipe.mix.materialize import SHARDS_DIR, materialize
 from saladpipe.mix.sources import reader_for
@@ -41,10 +42,7 @@ def row_sizes(table: pa.Table, unit: str, seconds_per_char: float) -> np.ndarray
     """Each row's size in the mix's unit; text-only rows count as their estimated speech."""
     if unit == "rows":
         return np.ones(table.num_rows)
-    seconds = table.column("duration_s").to_numpy(zero_copy_only=False).astype(np.float64)
-    chars = np.array([len(t) for t in tables.strings(table.column("text"))], dtype=np.float64)
-    seconds = np.where(np.isnan(seconds), chars * seconds_per_char, seconds)
-    return seconds / 3600.0
+    return row_seconds(table, seconds_per_char) / 3600.0
 
 
 def source_rng(seed: int, name: str) -> np.random.Generator:

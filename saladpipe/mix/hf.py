@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from saladpipe.mix.dataset import MixDataset
-from saladpipe.mix.order import slot_order
 
 if TYPE_CHECKING:
     import datasets
@@ -23,10 +22,9 @@ _STRINGS = ("source", "format", "kind", "item_id", "locator", "text", "group", "
 def _examples(
     mix_dir: str, seed: int | None, epoch: int, slots: int, slot: list[int]
 ) -> Iterator[dict[str, Any]]:
+    # One rank: slot s of `slots` is what worker s of `slots` workers reads.
     mix = MixDataset(Path(mix_dir), seed=seed, epoch=epoch, rank=0, world_size=1)
-    for index in (
-        i for s in slot for i in slot_order(mix.source_of_row, mix.seed, epoch, s, slots)
-    ):
+    for index in (i for s in slot for i in mix.my_rows(s, slots)):
         example = mix.example(int(index))
         audio = example.pop("audio")
         rate = example["sampling_rate"]

@@ -17,10 +17,9 @@ import pyarrow.compute as pc
 from saladpipe.data_schemas import tables
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.io import read_table
-from saladpipe.data_schemas.mix_config import MixSource
 from saladpipe.data_schemas.mix_manifest import MixManifest, SampleClip
 from saladpipe.mix.draw import source_rng
-from saladpipe.mix.sources import reader_for
+from saladpipe.mix.sources import recorded_reader
 from saladpipe.tts.audio import encode
 
 logger = logging.getLogger("saladpipe")
@@ -44,7 +43,7 @@ def sample_clips(mix_dir: Path, per_source: int = 3, seed: int = 0) -> list[Samp
         picks = source_rng(seed, report.name).choice(
             own.num_rows, min(per_source, own.num_rows), replace=False
         )
-        reader = reader_for(MixSource.model_validate(report.config))
+        reader = recorded_reader(report)
         for row in own.take(pa.array(np.sort(picks), pa.int64())).to_pylist():
             try:
                 samples, rate = reader.load(row["locator"])

@@ -14,11 +14,10 @@ import pyarrow.parquet as pq
 
 from saladpipe.data_schemas.errors import SchemaError
 from saladpipe.data_schemas.io import sha256_file
-from saladpipe.data_schemas.mix_config import MixSource
 from saladpipe.data_schemas.mix_manifest import MIX_MANIFEST, MixManifest
 from saladpipe.data_schemas.tables import check_version
 from saladpipe.mix.materialize import SHARDS_DIR
-from saladpipe.mix.sources import reader_for
+from saladpipe.mix.sources import recorded_reader
 from saladpipe.shards.verify import Problem, check_listed_file, extra_files
 
 
@@ -63,11 +62,7 @@ def _shard_problems(mix_dir: Path, manifest: MixManifest) -> list[Problem]:
 def _source_problems(mix_dir: Path, manifest: MixManifest) -> list[Problem]:
     """Every speech row's audio, through its source's reader."""
     rows = pq.read_table(mix_dir / manifest.rows_file, columns=["source", "kind", "locator"])
-    readers = {
-        s.name: reader_for(MixSource.model_validate(s.config))
-        for s in manifest.sources
-        if s.kind == "speech"
-    }
+    readers = {s.name: recorded_reader(s) for s in manifest.sources if s.kind == "speech"}
     problems = []
     for row in rows.to_pylist():
         if row["kind"] == "speech" and (reason := readers[row["source"]].problem(row["locator"])):
