@@ -39,7 +39,10 @@ _VOICE_FILES = ("voices-v1.0.bin", "voices.npz", "voices.bin")
 BUILTIN_LICENSE = "Apache-2.0"
 
 
+@functools.cache
 def _builtin_files() -> tuple[Path, Path, Path]:
+    """The builtin's files, checked once a process: `describe` and the engine's own
+    set-up both resolve the voice, and the check re-hashes the 90 MB model."""
     files = ensure_kokoro()
     return files.model, files.voices, files.vocab
 
