@@ -46,14 +46,16 @@ from saladpipe.selectors import Budget, Pool, create_strategy
 from saladpipe.training.build import (
     BUILTIN_STUDENT,
     BUILTIN_TEACHER,
+    build_threads,
     ensure_models,
 )
 from saladpipe.training.distill import distill, prepare_rows, score_items, scorer_for
 from saladpipe.training.evaluate import EvalSet, Evaluation, evaluate, make_eval_set
-from saladpipe.training.optim import TRAIN_THREADS, torch_threads
+from saladpipe.training.optim import torch_threads
 from saladpipe.training.recipe import (
     DEFAULT_RECIPE,
     REDUCED_RECIPE,
+    SMOLLM2_RECIPE,
     BuildRecipe,
     DistillRecipe,
     PretrainedEncoderRecipe,
@@ -152,6 +154,11 @@ class ExperimentConfig:
             return self.arms, self.budgets
         return tuple(a for a in self.arms if a.name in self.sweep_arms), self.budgets[-1:]
 
+
+# The paper's shape at the smallest real size (SmolLM2-135M teacher, a student around a
+# frozen copy of it): the same grid as the default. About 5 hours on 2 CPU cores
+# (docs/experiments.md); `--models smollm2 --device cuda` runs it on a GPU.
+SMOLLM2_EXPERIMENT = ExperimentConfig(build=SMOLLM2_RECIPE)
 
 # Minutes on 2 cores, for the test suite: every arm trains and is evaluated once, the
 # sweep's second setting too; the pretrained encoder as the full experiment has it.
@@ -257,9 +264,10 @@ class Setting:
 class Experiment:
     """Runs the arms of one configuration; `run` returns the results."""
 
-    def __init__(self, config: ExperimentConfig, cache_root: Path) -> None:
+    def __init__(self, config: ExperimentConfig, cache_root: Path, device: str = "cpu") -> None:
         self.config = config
         self.cache_root = cache_root
+        self.device = device
         self.speech = SpeechReport()
 
     def _spoken(self, cache: ClipCache, glosses: Sequence[Gloss], what: str) -> list[SpokenPrefix]:
@@ -270,12 +278,16 @@ class Experiment:
     def run(self) -> Results:
         started = time.monotonic()
         cfg = self.config
-        builds = {k: ensure_models(cfg.recipe_for(k), self.cache_root) for k in cfg.concentrations}
+        builds = {
+            k: ensure_models(cfg.recipe_for(k), self.cache_root, device=self.device)
+            for k in cfg.concentrations
+        }
         first = builds[cfg.concentrations[0]]
         results = Results(config=asdict(cfg))
-        with torch_threads(TRAIN_THREADS):
+        with torch_threads(build_threads(cfg.build)):
             # Every setting's teacher is the same one (one seed, one teacher recipe).
-            teacher = load_teacher(ModelSpec(source=str(first[BUILTIN_TEACHER])), "cpu", "float32")
+            teacher_spec = ModelSpec(source=str(first[BUILTIN_TEACHER]))
+            teacher = load_teacher(teacher_spec, self.device, "float32")
             students = {heard: self._student(dirs) for heard, dirs in builds.items()}
             memo = None
             if not cfg.build.encoder.trainable:
@@ -306,9 +318,9 @@ class Experiment:
         results.seconds = round(time.monotonic() - started, 1)
         return results
 
-    @staticmethod
-    def _student(dirs: dict[str, Path]) -> SpeechAdaptedLM:
-        student = load_student(ModelSpec(source=str(dirs[BUILTIN_STUDENT])), "cpu", "float32")
+    def _student(self, dirs: dict[str, Path]) -> SpeechAdaptedLM:
+        spec = ModelSpec(source=str(dirs[BUILTIN_STUDENT]))
+        student = load_student(spec, self.device, "float32")
         assert isinstance(student, SpeechAdaptedLM)
         return student
 
@@ -466,6 +478,6 @@ def _record(
     }
 
 
-def run_experiment(config: ExperimentConfig, cache_root: Path) -> Results:
-    """Build (or reuse) the models, then run every arm, seed and budget."""
-    return Experiment(config, cache_root).run()
+def run_experiment(config: ExperimentConfig, cache_root: Path, device: str = "cpu") -> Results:
+    """Build (or reuse) the models, then run every arm, seed and budget on `device`."""
+    return Experiment(config, cache_root, device).run()

@@ -305,6 +305,22 @@ def _listed(values: Sequence[Any]) -> str:
     return ", ".join(str(v) for v in values)
 
 
+def _sweep(config: dict[str, Any]) -> str:
+    if len(config["concentrations"]) < 2:
+        return "no concentration sweep"
+    return (
+        f"sweep over {_listed(config['concentrations'])} heard domains with "
+        f"{_listed(config['sweep_arms'])} at {config['budgets'][-1]} texts"
+    )
+
+
+def _teacher_source(build: dict[str, Any]) -> str:
+    teacher = build["teacher"]
+    if teacher["train_texts"]:
+        return f"trained on {teacher['train_texts']:,} glosses of all 12 domains"
+    return f"pretrained {build['recipe']['teacher']['source']}, used as it is"
+
+
 def results_markdown(results: dict[str, Any], plot_name: str, command: str) -> str:
     """The generated part of docs/experiments.md: setup, expected-first checks, tables."""
     first = results["settings"][0]
@@ -322,14 +338,13 @@ def results_markdown(results: dict[str, Any], plot_name: str, command: str) -> s
         f"{config['pool_per_domain'] * 12} pool texts in {config['clusters']} clusters, "
         f"{config['probes_per_cluster']} probes a cluster, budgets {_listed(config['budgets'])}, "
         f"seeds {_listed(config['seeds'])}, {len(stage1['heard_domains'])} heard domains; "
-        f"sweep over {_listed(config['concentrations'])} heard domains with "
-        f"{_listed(config['sweep_arms'])} at {config['budgets'][-1]} texts; "
+        f"{_sweep(config)}; "
         f"{results['encoded_clips']} distinct clips through the frozen encoder).",
         "",
         f"- Teacher: held-out perplexity **{teacher['perplexity']:.1f}** against "
         f"**{teacher['unigram_perplexity']:.1f}** for a unigram model, on "
         f"{teacher['tokens']:,} tokens of {teacher['texts']:,} held-out glosses "
-        f"(trained on {teacher['train_texts']:,} glosses of all 12 domains).",
+        f"({_teacher_source(build)}).",
         f"- Stage-I student: distilled on {s1['trained_rows']} spoken prefixes of "
         f"{', '.join(s1['heard_domains'])}; final epoch loss {s1['epoch_losses'][-1]:.4f}.",
         f"- Evaluation: {stage1['eval_rows']} held-out glosses of every domain "

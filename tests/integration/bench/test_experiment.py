@@ -203,3 +203,28 @@ def test_the_hearing_bench_runs_and_gives_every_verdict(tmp_path: Path) -> None:
     verdicts = [line for line in done.stdout.splitlines() if line[:5] in ("PASS:", "FAIL:")]
     assert len(verdicts) == 5
     assert "PretrainedEncoderRecipe, seeds [0, 1]" in done.stdout
+
+
+def test_the_grid_options_narrow_either_model_set_and_are_recorded() -> None:
+    """`--models smollm2` is the same grid on the SmolLM2 build; the grid options narrow it
+    (the measured CPU subset), and the document names the command without its paths."""
+    import argparse
+
+    import pytest
+
+    from bench.experiment import command, grid
+    from bench.experiment_arms import SMOLLM2_EXPERIMENT
+    from saladpipe.training.recipe import SMOLLM2_RECIPE
+
+    def args(**given: object) -> argparse.Namespace:
+        base = {"reduced": False, "models": "smollm2", "budgets": None, "seeds": None}
+        return argparse.Namespace(**{**base, "concentrations": None, **given})
+
+    assert grid(args()) == SMOLLM2_EXPERIMENT and SMOLLM2_EXPERIMENT.build == SMOLLM2_RECIPE
+    narrowed = grid(args(budgets=(100,), seeds=(0,), concentrations=(3,)))
+    assert (narrowed.budgets, narrowed.seeds, narrowed.concentrations) == ((100,), (0,), (3,))
+    assert narrowed.build == SMOLLM2_RECIPE and narrowed.arms == SMOLLM2_EXPERIMENT.arms
+    with pytest.raises(SystemExit, match="concentrations must start at the build's 3"):
+        grid(args(concentrations=(4,)))
+    argv = ["--models", "smollm2", "--docs", "/tmp/d", "--seeds", "0", "--cache=/c"]
+    assert command(argv) == ".venv/bin/python -m bench.experiment --models smollm2 --seeds 0"
