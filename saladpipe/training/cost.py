@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from saladpipe.data_schemas.config import ModelSpec
+from saladpipe.data_schemas.errors import SaladpipeError
 from saladpipe.models.loading import Teacher, load_teacher
 from saladpipe.training.distill import distill, encode_rows, prepare_rows, scorer_for
 from saladpipe.training.new_student import new_student
@@ -159,7 +160,12 @@ def _student_pilot(
     """Encode the pilot's clips (a frozen encoder does it once per clip) and run one
     distillation epoch of them; scale to the build's rows and epochs."""
     student = new_student(teacher.model, teacher.tokenizer, recipe.encoder, recipe.seed)
-    prepared, _ = prepare_rows(scorer_for(teacher, student), pilot)
+    prepared, refused = prepare_rows(scorer_for(teacher, student), pilot)
+    if not prepared:
+        raise SaladpipeError(
+            f"cannot estimate the build: none of the pilot's {len(pilot)} spoken prefixes "
+            f"could be scored ({dict(refused) or 'none could be spoken'})"
+        )
     frozen = not recipe.encoder.trainable
     started = time.monotonic()
     if frozen:

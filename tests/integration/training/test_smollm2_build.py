@@ -122,3 +122,15 @@ def test_the_recipe_hears_the_default_s_glosses_and_keys_its_conversion(
     default_key = DEFAULT_RECIPE.key()
     monkeypatch.setattr(recipes, "SMOLLM2_FORMAT_VERSION", recipes.SMOLLM2_FORMAT_VERSION + 1)
     assert SMOLLM2_RECIPE.key() != key and DEFAULT_RECIPE.key() == default_key
+
+
+def test_the_example_differs_from_the_embedded_default_in_its_models_only() -> None:
+    """Everything but the models (and the run's name) is the default's, so the default's
+    end-to-end tests hold for it; bench/example_run.py runs it whole (docs/benchmarks.md)."""
+    example = load_config(EXAMPLE).model_dump()
+    default = load_config(EXAMPLE.with_name("quickstart.toml")).model_dump()
+    assert example["models"]["teacher"]["source"] == "builtin:smollm2-135m"
+    assert example["models"]["student"]["source"] == "builtin:smollm2-student"
+    for config in (example, default):
+        del config["run"]["name"], config["models"]["teacher"], config["models"]["student"]
+    assert example == default

@@ -11,6 +11,7 @@ The build tests run the reduced recipe for real (Piper speech included).
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -447,3 +448,21 @@ def test_models_build_command(
     keys = (NAMED_RECIPES["default"].key(), SCRATCH_RECIPE.key())
     monkeypatch.setattr(recipes, "WHISPER_FORMAT_VERSION", recipes.WHISPER_FORMAT_VERSION + 1)
     assert NAMED_RECIPES["default"].key() != keys[0] and SCRATCH_RECIPE.key() == keys[1]
+
+
+def test_the_estimate_of_a_build_with_a_teacher_to_train_times_its_steps(tmp_path: Path) -> None:
+    """No cached teacher: the pilot trains a few real teacher steps and scales them to the
+    recipe's; an encoder learnt from scratch has no separate encoding stage."""
+    from saladpipe.training.build import estimate
+
+    recipe = REDUCED_RECIPE.with_seed(7)
+    found = estimate(recipe, tmp_path)
+    stages = {s.stage: s for s in found.stages}
+    assert list(stages) == ["teacher", "speech", "stage I"]
+    assert stages["teacher"].units == round(1.5 * math.ceil(400 / 16))
+    assert stages["speech"].units == len(recipe.heard_domains) * recipe.stage1_texts_per_domain
+    assert stages["stage I"].units == recipe.stage1.epochs * stages["speech"].units
+    assert all(s.seconds_per_unit > 0 for s in found.stages)
+    assert found.seconds == pytest.approx(sum(s.seconds for s in found.stages))
+    assert found.describe()[-1].startswith("  total: about ")
+    assert not list((tmp_path / "models").glob("trained-*")), "an estimate builds nothing"
