@@ -46,8 +46,10 @@ from bench.experiment_report import (
 from saladpipe.data_schemas.io import write_text
 from saladpipe.data_schemas.layout import cache_dir
 
-# The base name of each model set's results: <name>.md, <name>_results.json, the plot.
+# The base name of each model set's results: <name>.md, <name>_results.json, the plot;
+# and the title of <name>.md when it is first written.
 DOCUMENTS = {"trained": "experiments", "smollm2": "experiments_smollm2"}
+TITLES = {"trained": "Experiments", "smollm2": "Experiment on the SmolLM2 models"}
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -116,7 +118,7 @@ def main(argv: list[str]) -> None:
     records = setting_records(results, first["heard"])
     plot(records, first["stage1"], args.docs / plot_name)
     block = results_markdown(results, plot_name, results.get("command", command(argv)))
-    update_document(args.docs / f"{name}.md", block, "Experiments")
+    update_document(args.docs / f"{name}.md", block, TITLES[args.models])
     budget = max(int(r["budget"]) for r in records)
     print(main_table(records, first["stage1"], budget))
     print(sweep_table(results))

@@ -54,8 +54,11 @@ def main_table(records: Sequence[dict[str, Any]], stage1: dict[str, Any], budget
 
 
 def difference(a: np.ndarray, b: np.ndarray, higher: bool) -> tuple[float, str]:
-    """mean(a) − mean(b), and "better", "worse" or "within spread" (the sum of the sds)."""
+    """mean(a) − mean(b), and "better", "worse" or "within spread" (the sum of the sds);
+    "one seed" where either side has a single value, whose spread is unknown."""
     diff = float(a.mean() - b.mean())
+    if min(a.size, b.size) < 2:
+        return diff, "one seed"
     spread = sum(float(v.std(ddof=1)) if v.size > 1 else 0.0 for v in (a, b))
     better = diff > 0 if higher else diff < 0
     return diff, ("better" if better else "worse") if abs(diff) > spread else "within spread"

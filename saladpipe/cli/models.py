@@ -74,9 +74,12 @@ def add_models_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "build",
         help="train the teacher and the stage-I student (minutes on 2 cores; cached)",
         description="Train a GPT-2 teacher and its tokenizer on WordNet glosses of every "
-        "domain, then distil the speech-adapted student on Piper speech of a few domains. "
-        "Built once per recipe and seed under the cache folder; the default recipe with "
-        "seed 0 is what builtin:trained-teacher and builtin:trained-student load.",
+        "domain (or, --recipe smollm2, take the pretrained SmolLM2-135M-Instruct as it is), "
+        "then distil the speech-adapted student on Piper speech of a few domains. Prints "
+        "the build's cost on this machine first, measured on a pilot of each stage. Built "
+        "once per recipe and seed under the cache folder; with seed 0 the default recipe is "
+        "what builtin:trained-teacher and builtin:trained-student load, the smollm2 recipe "
+        "what builtin:smollm2-student loads.",
     )
     build.add_argument("--seed", type=int, default=0)
     build.add_argument(

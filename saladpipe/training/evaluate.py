@@ -21,6 +21,7 @@ from saladpipe.models.distillation import STATUS_OK, PreparedRow
 from saladpipe.models.loading import Teacher
 from saladpipe.models.speech_lm import SpeechAdaptedLM
 from saladpipe.models.text_lm import TextLM
+from saladpipe.progress import Progress
 from saladpipe.training.distill import (
     context_length,
     prepare_rows,
@@ -141,13 +142,15 @@ def text_choice_accuracy(
     pad_id = 0 if pad is None else int(pad)
     pairs = [(q.row, c) for q in questions for c in q.choices]
     scores = []
-    for start in range(0, len(pairs), _CHOICE_BATCH):
-        part = pairs[start : start + _CHOICE_BATCH]
-        targets = [list(c) for _, c in part]
-        hidden = teacher_lm.continuation_hidden(
-            [rows[r].prefix_ids for r, _ in part], targets, pad_id
-        )
-        scores.append(_mean_log_likelihood(teacher_lm.logits(hidden)[:, :vocab], targets))
+    with Progress("evaluation: teacher reads the choices", len(pairs), "options") as progress:
+        for start in range(0, len(pairs), _CHOICE_BATCH):
+            part = pairs[start : start + _CHOICE_BATCH]
+            targets = [list(c) for _, c in part]
+            hidden = teacher_lm.continuation_hidden(
+                [rows[r].prefix_ids for r, _ in part], targets, pad_id
+            )
+            scores.append(_mean_log_likelihood(teacher_lm.logits(hidden)[:, :vocab], targets))
+            progress.update(len(part))
     return _share_right(scores, questions)
 
 
@@ -160,19 +163,22 @@ def speech_choice_accuracy(teacher: Teacher, student: SpeechAdaptedLM, eval_set:
     width = len(questions[0].choices)
     per_call = max(1, _CHOICE_BATCH // width)
     scores = []
-    for start in range(0, len(questions), per_call):
-        part = questions[start : start + per_call]
-        audio = [eval_set.rows[q.row].audio for q in part]
-        embeds, _ = student.encode_audio(audio)
-        lengths = [student.audio_embed_length(len(clip)) for clip in audio]
-        owner = [i for i, q in enumerate(part) for _ in q.choices]
-        targets = [list(c) for q in part for c in q.choices]
-        hidden = student.hidden_after_audio(
-            embeds.index_select(0, torch.tensor(owner, device=embeds.device)),
-            [lengths[i] for i in owner],
-            targets,
-        )
-        scores.append(_mean_log_likelihood(student.text_lm.logits(hidden)[:, :vocab], targets))
+    with Progress("evaluation: student hears the questions", len(questions), "questions") as bar:
+        for start in range(0, len(questions), per_call):
+            part = questions[start : start + per_call]
+            audio = [eval_set.rows[q.row].audio for q in part]
+            embeds, _ = student.encode_audio(audio)
+            lengths = [student.audio_embed_length(len(clip)) for clip in audio]
+            owner = [i for i, q in enumerate(part) for _ in q.choices]
+            targets = [list(c) for q in part for c in q.choices]
+            hidden = student.hidden_after_audio(
+                embeds.index_select(0, torch.tensor(owner, device=embeds.device)),
+                [lengths[i] for i in owner],
+                targets,
+            )
+            logits = student.text_lm.logits(hidden)[:, :vocab]
+            scores.append(_mean_log_likelihood(logits, targets))
+            bar.update(len(part))
     return _share_right(scores, questions)
 
 

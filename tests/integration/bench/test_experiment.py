@@ -228,3 +228,11 @@ def test_the_grid_options_narrow_either_model_set_and_are_recorded() -> None:
         grid(args(concentrations=(4,)))
     argv = ["--models", "smollm2", "--docs", "/tmp/d", "--seeds", "0", "--cache=/c"]
     assert command(argv) == ".venv/bin/python -m bench.experiment --models smollm2 --seeds 0"
+
+
+def test_a_single_seed_is_never_called_better_or_worse() -> None:
+    from bench.experiment_report import difference
+
+    one, three = np.array([1.0]), np.array([2.0, 2.1, 1.9])
+    assert difference(one, three, higher=False) == (-1.0, "one seed")
+    assert difference(three, three + 1.0, higher=False)[1] == "better"
