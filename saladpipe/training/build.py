@@ -35,7 +35,7 @@ from saladpipe.data_schemas.build_report import (
 from saladpipe.data_schemas.config import BUILTIN_PREFIX, ModelSpec, is_builtin
 from saladpipe.data_schemas.errors import ConfigError
 from saladpipe.data_schemas.layout import cache_dir
-from saladpipe.models.builtin import SMOLLM2, TRAINED_NAMES
+from saladpipe.models.builtin import TRAINED_NAMES, converted_dir
 from saladpipe.models.distillation import PreparedRow
 from saladpipe.models.frame_memo import FrameMemo
 from saladpipe.models.loading import Teacher, load_teacher
@@ -211,14 +211,7 @@ def pretrained_teacher_folder(source: str, cache_root: Path) -> Path:
         if not (folder / "config.json").is_file():
             raise ConfigError(f"config error: teacher.source: no checkpoint folder at {source}")
         return folder
-    if source.removeprefix(BUILTIN_PREFIX) != SMOLLM2:
-        raise ConfigError(
-            f"config error: teacher.source: unknown builtin {source!r} "
-            f"(have: {BUILTIN_PREFIX}{SMOLLM2})"
-        )
-    from saladpipe.assets.smollm2 import ensure_smollm2
-
-    return ensure_smollm2(cache_root)
+    return converted_dir(source.removeprefix(BUILTIN_PREFIX), cache_root, "teacher.source")
 
 
 def estimate(recipe: BuildRecipe, cache_root: Path) -> BuildEstimate:
