@@ -126,9 +126,12 @@ def trained_models(config: RunConfig) -> BuiltinDirs:
     from saladpipe.training.build import ROLE_NAMES, ensure_models
     from saladpipe.training.recipe import NAMED_RECIPES
 
-    dirs: dict[str, Path] = {}
+    # Each recipe built (or found) once, whichever of its models the config names.
+    recipes = sorted({builtin.BUILT_NAMES[name][0] for name in names})
     with progress_to_stderr():
-        for name in sorted(names):
-            recipe, role = builtin.BUILT_NAMES[name]
-            dirs[name] = ensure_models(NAMED_RECIPES[recipe], cache_dir())[ROLE_NAMES[role]]
-    return tuple(sorted(dirs.items()))
+        built = {recipe: ensure_models(NAMED_RECIPES[recipe], cache_dir()) for recipe in recipes}
+    dirs = []
+    for name in sorted(names):
+        recipe, role = builtin.BUILT_NAMES[name]
+        dirs.append((name, built[recipe][ROLE_NAMES[role]]))
+    return tuple(dirs)
