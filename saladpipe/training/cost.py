@@ -10,14 +10,11 @@ starting the speech workers) are in the pilot's rates, so the estimate leans hig
 
 from __future__ import annotations
 
-import math
 import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import torch
 
 from saladpipe.data_schemas.config import ModelSpec
 from saladpipe.data_schemas.errors import SaladpipeError
@@ -33,7 +30,13 @@ from saladpipe.training.speech import (
     speech_settings,
     spoken_prefixes,
 )
-from saladpipe.training.teacher import encode, held_out_quality, new_teacher
+from saladpipe.training.teacher import (
+    encode,
+    held_out_quality,
+    new_teacher,
+    teacher_step,
+    teacher_steps,
+)
 from saladpipe.training.texts import BuildTexts, build_texts
 
 # Perplexity texts the pilot reads and teacher steps it trains; its stage-I epoch is one
@@ -133,7 +136,6 @@ def _trained_teacher_pilot(
 ) -> tuple[Teacher, StageEstimate]:
     """Time a few steps of the teacher's training on real batches of its texts."""
     from saladpipe.models.bpe import train_bpe_tokenizer
-    from saladpipe.models.text_lm import right_pad
 
     tokenizer = train_bpe_tokenizer(texts, recipe.vocab_size, recipe.context)
     sample = encode(tokenizer, texts[: recipe.batch_size * PILOT_TEACHER_STEPS], recipe.context)
@@ -145,10 +147,9 @@ def _trained_teacher_pilot(
         if step == 1:  # the first step allocates what the others reuse
             started = time.monotonic()
         batch = sample[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-        ids, mask = map(torch.from_numpy, right_pad(batch, int(tokenizer.pad_token_id)))
-        trainer.step(model(input_ids=ids, attention_mask=mask, labels=ids).loss)
+        teacher_step(model, trainer, batch, int(tokenizer.pad_token_id))
     per_step = (time.monotonic() - started) / (PILOT_TEACHER_STEPS - 1)
-    steps = max(1, round(recipe.epochs * math.ceil(recipe.texts / recipe.batch_size)))
+    steps = teacher_steps(recipe, recipe.texts)
     return Teacher(model.eval(), tokenizer, "pilot"), StageEstimate(
         "teacher", steps, "steps", per_step
     )

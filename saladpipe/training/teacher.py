@@ -78,6 +78,20 @@ def new_teacher(recipe: TeacherRecipe, tokenizer: PreTrainedTokenizerBase) -> GP
     return GPT2LMHeadModel(config)
 
 
+def teacher_steps(recipe: TeacherRecipe, texts: int) -> int:
+    """Optimiser steps of the teacher's training on `texts` sequences."""
+    return max(1, round(recipe.epochs * math.ceil(texts / recipe.batch_size)))
+
+
+def teacher_step(
+    model: GPT2LMHeadModel, trainer: Trainer, batch: Sequence[Sequence[int]], pad: int
+) -> None:
+    """One step on a batch of sequences, padding left out of the loss."""
+    ids, mask = (torch.from_numpy(a) for a in right_pad(batch, pad))
+    labels = ids.masked_fill(mask == 0, -100)
+    trainer.step(model(input_ids=ids, attention_mask=mask, labels=labels).loss)
+
+
 def train_teacher(
     texts: Sequence[str], recipe: TeacherRecipe, seed: int
 ) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
@@ -86,8 +100,7 @@ def train_teacher(
     sequences = encode(tokenizer, texts, recipe.context)
     lengths = [len(s) for s in sequences]
     rng = np.random.default_rng(seed)
-    per_epoch = math.ceil(len(sequences) / recipe.batch_size)
-    total = max(1, round(recipe.epochs * per_epoch))
+    total = teacher_steps(recipe, len(sequences))
     pad = int(tokenizer.pad_token_id)
     with seeded(seed):
         model = new_teacher(recipe, tokenizer)
@@ -97,12 +110,7 @@ def train_teacher(
     with Progress("train teacher", total, "steps") as progress:
         while done < total:
             for batch in length_batches(lengths, recipe.batch_size, rng):
-                ids, mask = (
-                    torch.from_numpy(a) for a in right_pad([sequences[i] for i in batch], pad)
-                )
-                labels = ids.masked_fill(mask == 0, -100)
-                out = model(input_ids=ids, attention_mask=mask, labels=labels)
-                trainer.step(out.loss)
+                teacher_step(model, trainer, [sequences[i] for i in batch], pad)
                 done += 1
                 progress.update(1)
                 if done == total:
