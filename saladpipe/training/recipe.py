@@ -194,8 +194,8 @@ SCRATCH_RECIPE = dataclasses.replace(DEFAULT_RECIPE, encoder=EncoderRecipe())
 # as it is) as teacher, and a student of Whisper tiny.en's frozen encoder, an adapter
 # and a frozen copy of SmolLM2, distilled on the default's stage-I clips (the same
 # glosses, drawn after as many teacher texts). Four epochs, not eight: each row costs
-# about 0.15 s forward and backward through the 135 M LM on 2 cores, so stage I takes
-# about 6 minutes (docs/benchmarks.md). `lm_learning_rate` > 0 adapts the LM too.
+# about 0.2 s forward and backward through the 135 M LM on 2 cores, so stage I takes
+# about 8.5 minutes (docs/benchmarks.md). `lm_learning_rate` > 0 adapts the LM too.
 SMOLLM2_RECIPE = dataclasses.replace(
     DEFAULT_RECIPE,
     teacher=PretrainedTeacherRecipe(),

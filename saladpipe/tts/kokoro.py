@@ -144,7 +144,7 @@ class KokoroEngine(TTSEngine):
         super().__init__(spec, options)
         import onnxruntime
 
-        model, voices, vocab = resolve_kokoro(spec.voice or self.default_voice or "")
+        model, voices, vocab = resolve_kokoro(self._voice(spec))
         vectors = _style_vectors(voices)
         self._style = blend(vectors, spec.speaker or _default_speaker(vectors), voices)
         self._vocab: dict[str, int] = json.loads(vocab.read_text(encoding="utf-8"))["vocab"]
@@ -161,11 +161,12 @@ class KokoroEngine(TTSEngine):
 
     @classmethod
     def describe(cls, spec: VoiceSpec, device: str = "cpu") -> VoiceInfo:
-        model, voices, _ = resolve_kokoro(spec.voice or cls.default_voice or "")
+        voice = cls._voice(spec)
+        model, voices, _ = resolve_kokoro(voice)
         vectors = _style_vectors(voices)
         speaker = spec.speaker or _default_speaker(vectors)
         blend(vectors, speaker, voices)
-        builtin = is_builtin(spec.voice or cls.default_voice or "")
+        builtin = is_builtin(voice)
         found = BUILTIN_LICENSE if builtin else license_in_folder(model.parent)
         return VoiceInfo(
             name=f"{NAME if builtin else model.stem}:{speaker}",
@@ -174,6 +175,11 @@ class KokoroEngine(TTSEngine):
             # GPU kernels may sum in a different order from run to run.
             deterministic=cls.deterministic and not device.startswith("cuda"),
         )
+
+    @classmethod
+    def _voice(cls, spec: VoiceSpec) -> str:
+        """The model the spec names, or the default (the builtin)."""
+        return spec.voice or cls.default_voice or ""
 
     @classmethod
     def list_voices(cls) -> list[str]:
